@@ -1,0 +1,121 @@
+"""The ``acp-mcp`` command: serve MCP over stdio (default), run the demo, or run the sandbox alone."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from pydantic import SecretStr
+
+from . import __version__
+from .config import DEFAULT_BASE_URL, ConfigError, Settings, settings_fields
+from .redaction import RedactingFilter, Redactor
+
+SANDBOX_SERVER_ID = "srv_sandbox"
+DEFAULT_SANDBOX_PACE = 0.5
+
+logger = logging.getLogger("acp_mcp")
+
+
+def _flag(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every ``ACP_*`` setting is also a flag, the API key never is."""
+    parser = argparse.ArgumentParser(
+        prog="acp-mcp",
+        description="MCP server for agent runs on the Computer Agents platform (ACP API). "
+        "Serves MCP over stdio. The API key is read from COMPUTER_AGENTS_API_KEY only.",
+    )
+    parser.add_argument("--version", action="version", version=f"acp-mcp {__version__}")
+    parser.add_argument(
+        "--base-url",
+        help=f"ACP API base URL, /v1 appended if missing [env COMPUTER_AGENTS_BASE_URL, default {DEFAULT_BASE_URL}]",
+    )
+    for attr, setting in settings_fields():
+        parser.add_argument(_flag(attr), type=setting.parse, help=f"{setting.help} [env {setting.env}]")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve against a local ACP sandbox started in-process (no account or key needed)",
+    )
+    parser.add_argument("--sandbox-pace", type=float, default=DEFAULT_SANDBOX_PACE, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="{serve,demo,sandbox}")
+    commands.add_parser("serve", help="serve MCP over stdio (the default)")
+    demo = commands.add_parser("demo", help="start the server over stdio against the sandbox and call it once")
+    demo.add_argument("--pace", type=float, default=0.2, help="sandbox seconds per agent step")
+    sandbox = commands.add_parser("sandbox", help="run the local ACP sandbox standalone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per agent step")
+    return parser
+
+
+def configure_logging(level: str, redact: Redactor) -> None:
+    """Log to stderr only (stdout belongs to the protocol), with secrets masked."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redact))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment first, then the flags given."""
+    overrides: dict[str, Any] = {attr: getattr(args, attr) for attr, _ in settings_fields()}
+    overrides["base_url"] = args.base_url
+    return Settings.from_env(**overrides)
+
+
+def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
+    """Serve MCP over stdio until the client disconnects."""
+    from .server import build_server
+
+    running = None
+    if sandbox:
+        from .sandbox import SandboxState, serve_in_thread
+
+        key = "sandbox-" + __import__("secrets").token_urlsafe(16)
+        running = serve_in_thread(SandboxState(api_key=key, pace=pace))
+        settings = settings.with_overrides(
+            api_key=SecretStr(key),
+            base_url=running.base_url,
+            default_server_id=settings.default_server_id or SANDBOX_SERVER_ID,
+        )
+        logger.warning("serving against the local ACP sandbox at %s", running.base_url)
+    try:
+        anyio.run(build_server(settings).run_stdio_async)
+    finally:
+        if running is not None:
+            running.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``acp-mcp`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"acp-mcp: {exc}\n")
+        return 2
+    configure_logging(settings.log_level, Redactor([settings.api_key.get_secret_value() if settings.api_key else None]))
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(pace=args.pace)
+        if args.command == "sandbox":
+            from .sandbox import run_standalone
+
+            run_standalone(args.host, args.port, args.pace, None)
+            return 0
+        return serve(settings, sandbox=args.sandbox, pace=args.sandbox_pace)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,340 @@
+"""The ACP API client: connected agent-runtime runs over one pooled `httpx2.AsyncClient`.
+
+It knows HTTP and the API, nothing of MCP. Every request goes through `ACPClient._request`, the
+one place that checks the key and the URL, builds the path from single segments, retries what is
+safe to retry, caps what it reads, and turns every failure into an `errors.ACPError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx2
+
+from . import __version__
+from .config import Settings, is_loopback
+from .errors import (
+    ACPError,
+    APIStatusError,
+    ConnectError,
+    InsecureBaseURLError,
+    InvalidIdError,
+    InvalidResponseError,
+    MissingAPIKeyError,
+    ProtocolError,
+    RateLimitError,
+    RedirectError,
+    RequestTimeout,
+    ServerError,
+    TransportError,
+    parse_envelope,
+    status_error_class,
+)
+from .models import RunEnvelope, RunList
+
+logger = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Largest success body read (a 10,000-event, 10 MB run is about 12 MB of JSON)."""
+MAX_ERROR_BYTES = 64 * 1024
+"""Largest error body read; only the envelope's short fields are kept."""
+MAX_ID_LENGTH = 256
+RETRYABLE_GET_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Jittered exponential backoff; ``Retry-After`` wins when the API sends it.
+
+    Retries only happen while they fit in the caller's deadline, so they never stretch a tool
+    call past its wait budget.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (0-based): full jitter up to an exponential cap."""
+        return random.uniform(self.base_delay / 2, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A decoded 2xx answer."""
+
+    status: int
+    data: dict[str, Any]
+
+
+def path_segment(field_name: str, value: str) -> str:
+    """Percent-encode `value` as one path segment, refusing what has no business in an id."""
+    problem = None
+    if not value or not value.strip():
+        problem = "is empty"
+    elif value in {".", ".."}:
+        problem = "cannot be '.' or '..'"
+    elif len(value) > MAX_ID_LENGTH:
+        problem = f"is longer than {MAX_ID_LENGTH} characters"
+    elif any(ch in "/\\?#%" for ch in value):
+        problem = "cannot contain '/', '\\', '?', '#' or '%'"
+    elif any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in value):
+        problem = "cannot contain control characters"
+    if problem:
+        raise InvalidIdError(
+            f"{field_name} {problem}; pass the id exactly as the API returned it", field_name=field_name
+        )
+    return quote(value, safe="")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value.strip() else None
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+class ACPClient:
+    """Calls the connected agent-runtime run endpoints of one ACP API base URL."""
+
+    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
+        self._settings = settings
+        self._retry = retry or RetryPolicy()
+        self._http: httpx2.AsyncClient | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, ending in ``/v1``."""
+        return self._settings.base_url
+
+    def _client(self) -> httpx2.AsyncClient:
+        if self._http is None:
+            timeout = self._settings.request_timeout
+            self._http = httpx2.AsyncClient(
+                base_url=self._settings.base_url + "/",
+                timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+                follow_redirects=False,
+                headers={"Accept": "application/json", "User-Agent": f"acp-mcp/{__version__}"},
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the connection pool (a later request opens a new one)."""
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def start_run(
+        self, server_id: str, body: dict[str, Any], *, http_timeout: float | None = None, deadline: float | None = None
+    ) -> tuple[int, RunEnvelope]:
+        """``POST /servers/{serverId}/runtime/agent/runs``: 201 started or 202 accepted."""
+        response = await self._request(
+            "POST", (server_id,), (), body=body, http_timeout=http_timeout, deadline=deadline
+        )
+        return response.status, RunEnvelope.model_validate(response.data)
+
+    async def continue_run(
+        self,
+        server_id: str,
+        run_id: str,
+        body: dict[str, Any],
+        *,
+        http_timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> tuple[int, RunEnvelope]:
+        """``POST .../runs/{resourceRunId}/input``: 200 continued or 202 accepted."""
+        response = await self._request(
+            "POST", (server_id, run_id), ("input",), body=body, http_timeout=http_timeout, deadline=deadline
+        )
+        return response.status, RunEnvelope.model_validate(response.data)
+
+    async def get_run(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
+        """``GET .../runs/{resourceRunId}``: the run without its events (a light status poll)."""
+        response = await self._request("GET", (server_id, run_id), (), deadline=deadline)
+        return RunEnvelope.model_validate(response.data)
+
+    async def get_run_events(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
+        """``GET .../runs/{resourceRunId}/events``: the run with all of its events."""
+        response = await self._request("GET", (server_id, run_id), ("events",), deadline=deadline)
+        return RunEnvelope.model_validate(response.data)
+
+    async def list_runs(self, server_id: str, limit: int | None = None, *, deadline: float | None = None) -> RunList:
+        """``GET /servers/{serverId}/runtime/agent/runs?limit=``: newest runs first."""
+        params = {"limit": str(limit)} if limit is not None else None
+        response = await self._request("GET", (server_id,), (), params=params, deadline=deadline)
+        return RunList.model_validate(response.data)
+
+    async def cancel_run(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
+        """``POST .../runs/{resourceRunId}/cancel`` with an empty JSON body."""
+        response = await self._request("POST", (server_id, run_id), ("cancel",), body={}, deadline=deadline)
+        return RunEnvelope.model_validate(response.data)
+
+    # -- the chokepoint ------------------------------------------------------------------------
+
+    def _check_ready(self) -> str:
+        key = self._settings.api_key
+        if key is None:
+            raise MissingAPIKeyError("No API key is configured")
+        host = urlsplit(self._settings.base_url).hostname or ""
+        if self._settings.base_url.startswith("http://") and not is_loopback(host):
+            raise InsecureBaseURLError(f"Refusing to send the API key over plain http to {host}")
+        return key.get_secret_value()
+
+    def _path(self, ids: tuple[str, ...], tail: tuple[str, ...]) -> str:
+        server = path_segment("serverId", ids[0])
+        path = f"servers/{server}/runtime/agent/runs"
+        if len(ids) > 1:
+            path += "/" + path_segment("resourceRunId", ids[1])
+        return "/".join((path, *tail))
+
+    async def _request(
+        self,
+        method: str,
+        ids: tuple[str, ...],
+        tail: tuple[str, ...],
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        http_timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> ApiResponse:
+        key = self._check_ready()
+        labels = {"server_id": ids[0], "run_id": ids[1] if len(ids) > 1 else None}
+        path = self._path(ids, tail)
+        headers = {"Authorization": f"Bearer {key}"}
+        if method == "POST":
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        if deadline is None:
+            deadline = time.monotonic() + 2 * self._settings.request_timeout
+        attempt = 0
+        while True:
+            seconds = http_timeout or min(self._settings.request_timeout, max(deadline - time.monotonic(), 2.0))
+            try:
+                return await self._send(method, path, headers, body, params, seconds, labels)
+            except ACPError as exc:
+                delay = self._retry_delay(method, exc, attempt)
+                if delay is None or time.monotonic() + delay >= deadline:
+                    raise
+                logger.info(
+                    "%s %s failed (%s); retry %d in %.2fs", method, path, type(exc).__name__, attempt + 1, delay
+                )
+                await anyio.sleep(delay)
+                attempt += 1
+
+    def _retry_delay(self, method: str, exc: ACPError, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the failure must not be retried."""
+        if attempt + 1 >= self._retry.attempts:
+            return None
+        if isinstance(exc, (RateLimitError, ConnectError)):
+            retryable = True
+        elif method == "GET":
+            retryable = isinstance(exc, TransportError) or (
+                isinstance(exc, ServerError) and exc.status in RETRYABLE_GET_STATUSES
+            )
+        else:
+            retryable = False
+        if not retryable:
+            return None
+        retry_after = exc.retry_after if isinstance(exc, APIStatusError) else None
+        return retry_after if retry_after is not None else self._retry.backoff(attempt)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: dict[str, Any] | None,
+        params: dict[str, str] | None,
+        seconds: float,
+        labels: dict[str, Any],
+    ) -> ApiResponse:
+        http = self._client()
+        request = http.build_request(
+            method,
+            path,
+            headers=headers,
+            json=body,
+            params=params,
+            timeout=httpx2.Timeout(seconds, connect=min(seconds, 10.0)),
+        )
+        where = self._settings.base_url
+        try:
+            with anyio.fail_after(seconds + 1.0):
+                response = await http.send(request, stream=True)
+                try:
+                    cap = MAX_RESPONSE_BYTES if response.is_success else MAX_ERROR_BYTES
+                    raw = await _read_capped(response, cap)
+                finally:
+                    await response.aclose()
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
+            raise ConnectError(f"Could not connect to {where}: {type(exc).__name__}", **labels) from exc
+        except (httpx2.TimeoutException, TimeoutError) as exc:
+            raise RequestTimeout(f"No answer from {where} within {seconds:g}s", **labels) from exc
+        except httpx2.TransportError as exc:
+            raise ProtocolError(f"The connection to {where} broke: {type(exc).__name__}", **labels) from exc
+        return _interpret(response, raw, labels)
+
+
+async def _read_capped(response: httpx2.Response, cap: int) -> bytes | None:
+    """The body, or None when it is larger than `cap` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, Any]) -> ApiResponse:
+    """Map a complete HTTP answer to an `ApiResponse` or the matching `ACPError`."""
+    status = response.status_code
+    if 300 <= status < 400:
+        location = response.headers.get("location")
+        raise RedirectError(f"HTTP {status} redirect to {location!r}", status=status, location=location, **labels)
+    if response.is_success:
+        if raw is None:
+            raise InvalidResponseError(
+                f"HTTP {status} answer larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB", status=status, **labels
+            )
+        data = _decode(raw)
+        if not isinstance(data, dict):
+            raise InvalidResponseError(f"HTTP {status} answer is not a JSON object", status=status, **labels)
+        return ApiResponse(status, data)
+    envelope = parse_envelope(_decode(raw))
+    cls = status_error_class(status)
+    detail = envelope.message or envelope.error or response.reason_phrase or ""
+    raise cls(
+        f"HTTP {status}: {detail}".rstrip(": "),
+        status=status,
+        envelope=envelope,
+        retry_after=_retry_after(response.headers),
+        **labels,
+    )

@@ -1,0 +1,158 @@
+"""Settings: one frozen object, read once from the environment, then overridden by CLI flags.
+
+The platform key and base URL follow the official SDKs' variables (``COMPUTER_AGENTS_*``);
+this server's own settings live under ``ACP_MCP_*``. The key is never a CLI flag: command
+lines end up in shell history, process lists and client config files shown on screen.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+DEFAULT_BASE_URL = "https://api.computer-agents.com"
+DEFAULT_WAIT_SECONDS = 45.0
+MAX_WAIT_SECONDS = 600.0
+"""Upper bound for any wait; progress notifications keep longer waits alive on clients that allow it."""
+
+KEY_VARIABLES = ("COMPUTER_AGENTS_API_KEY", "TESTBASE_API_KEY")
+BASE_URL_VARIABLES = ("COMPUTER_AGENTS_BASE_URL", "COMPUTER_AGENTS_API_URL")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field of `Settings` is read: its environment variable, flag help and parser."""
+
+    env: str
+    help: str
+    parse: Any = str
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _level(text: str) -> LogLevel:
+    level = text.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {text!r}")
+    return cast(LogLevel, level)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_WAIT_SECONDS:
+        raise ValueError(f"expected a number of seconds from 0 to {MAX_WAIT_SECONDS:g}, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _optional(text: str) -> str | None:
+    return text.strip() or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, resolved once at start-up."""
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL + "/v1"
+    request_timeout: float = field(
+        default=30.0,
+        metadata={
+            "setting": Setting("ACP_MCP_REQUEST_TIMEOUT", "seconds per HTTP request to the API", _positive_seconds)
+        },
+    )
+    wait_seconds: float = field(
+        default=DEFAULT_WAIT_SECONDS,
+        metadata={
+            "setting": Setting("ACP_MCP_WAIT_SECONDS", "default wait for a run to finish (0 = don't wait)", _seconds)
+        },
+    )
+    default_server_id: str | None = field(
+        default=None,
+        metadata={
+            "setting": Setting("ACP_SERVER_ID", "server (resource) id used when a tool call omits serverId", _optional)
+        },
+    )
+    log_level: LogLevel = field(
+        default="WARNING",
+        metadata={"setting": Setting("ACP_MCP_LOG_LEVEL", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level)},
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from `environ` (default `os.environ`); non-None `overrides` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        key = next((env[name] for name in KEY_VARIABLES if env.get(name, "").strip()), None)
+        if key is not None:
+            values["api_key"] = SecretStr(key.strip())
+        base_url = next((env[name] for name in BASE_URL_VARIABLES if env.get(name, "").strip()), None)
+        if base_url is not None:
+            values["base_url"] = base_url.strip()
+        for attr, setting in settings_fields():
+            raw = env.get(setting.env)
+            if raw is None:
+                continue
+            try:
+                values[attr] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the non-None `overrides` applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings_fields() -> list[tuple[str, Setting]]:
+    """The (attribute, Setting) pairs that are read from ``ACP_*`` variables and CLI flags."""
+    return [(f.name, f.metadata["setting"]) for f in fields(Settings) if "setting" in f.metadata]
+
+
+def normalize_base_url(url: str) -> str:
+    """Strip trailing slashes and append ``/v1`` unless the URL already ends with it."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"COMPUTER_AGENTS_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses, where plain http cannot leak the key."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

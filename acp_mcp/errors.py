@@ -1,0 +1,219 @@
+"""Exceptions raised by the ACP client, one class per failure class a caller reacts to differently.
+
+    ACPError
+    ├── MissingAPIKeyError        no key configured; nothing was sent
+    ├── InsecureBaseURLError      plain http to a non-loopback host; nothing was sent
+    ├── InvalidArgumentError      a tool argument refused before any request; nothing was sent
+    │   └── InvalidIdError        an id that cannot be one path segment
+    ├── UnconfirmedStartError     a sync start timed out and its run was not found yet
+    ├── TransportError            no HTTP answer
+    │   ├── ConnectError          the request provably never reached the API (safe to retry a POST)
+    │   ├── RequestTimeout        no complete answer in time
+    │   └── ProtocolError         the connection broke mid-exchange
+    ├── ResponseError             an HTTP answer the client cannot use
+    │   ├── RedirectError         3xx: never followed, the key must not travel elsewhere
+    │   └── InvalidResponseError  2xx that is not a JSON object, or too large
+    └── APIStatusError            the API answered 4xx/5xx (its error envelope is parsed)
+        ├── AuthenticationError   401
+        ├── PaymentRequiredError  402
+        ├── PermissionDeniedError 403
+        ├── NotFoundError         404
+        ├── ConflictError         409
+        ├── InvalidRequestError   400, 413, 422
+        ├── RateLimitError        429
+        └── ServerError           5xx
+
+Errors carry data (status, ids, retry-after, the envelope's short fields), never a raw body.
+Turning them into words for the model is `messages.py`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_FIELD_CHARS = 300
+"""Longest upstream message, code or detail text kept on an error."""
+
+
+class ACPError(Exception):
+    """Base class: any failure to get a usable answer from the ACP API."""
+
+    def __init__(self, message: str, *, server_id: str | None = None, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.server_id = server_id
+        self.run_id = run_id
+
+
+class MissingAPIKeyError(ACPError):
+    """No API key is configured."""
+
+
+class InsecureBaseURLError(ACPError):
+    """The base URL is plain http to a host that is not loopback."""
+
+
+class InvalidArgumentError(ACPError):
+    """A tool argument refused before any request; `message` says what is wrong with it."""
+
+    def __init__(self, message: str, *, field_name: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+
+
+class InvalidIdError(InvalidArgumentError):
+    """An id that cannot stand as one URL path segment."""
+
+
+class UnconfirmedStartError(ACPError):
+    """A sync start outlived its wait and no run with its input could be found yet."""
+
+
+class TransportError(ACPError):
+    """The request got no HTTP answer."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be made; the API never saw the request."""
+
+
+class RequestTimeout(TransportError):
+    """No complete answer arrived within the timeout."""
+
+
+class ProtocolError(TransportError):
+    """The connection broke or the answer was malformed at the HTTP level."""
+
+
+class ResponseError(ACPError):
+    """An HTTP answer the client cannot use."""
+
+    def __init__(self, message: str, *, status: int, **ids: Any) -> None:
+        super().__init__(message, **ids)
+        self.status = status
+
+
+class RedirectError(ResponseError):
+    """A 3xx answer; redirects are never followed with the key."""
+
+    def __init__(self, message: str, *, status: int, location: str | None, **ids: Any) -> None:
+        super().__init__(message, status=status, **ids)
+        self.location = location
+
+
+class InvalidResponseError(ResponseError):
+    """A success status whose body is not a JSON object, or exceeds the size cap."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One rejected field from an error envelope's ``details``."""
+
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The short fields of the platform's error envelope ``{error, message, code?, details?}``."""
+
+    error: str | None = None
+    message: str | None = None
+    code: str | None = None
+    details: tuple[FieldProblem, ...] = field(default_factory=tuple)
+
+
+class APIStatusError(ACPError):
+    """The API answered with a 4xx or 5xx status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        envelope: Envelope,
+        retry_after: float | None = None,
+        **ids: Any,
+    ) -> None:
+        super().__init__(message, **ids)
+        self.status = status
+        self.envelope = envelope
+        self.retry_after = retry_after
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, wrong or revoked."""
+
+
+class PaymentRequiredError(APIStatusError):
+    """402: budget or usage allowance exhausted."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key lacks permission for this resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the server or run does not exist (for this key)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the run is busy or in a state that forbids the call."""
+
+
+class InvalidRequestError(APIStatusError):
+    """400, 413 or 422: the API rejected the request's content."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the platform failed."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: InvalidRequestError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, APIStatusError)
+
+
+def _short(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "…"
+
+
+def parse_envelope(body: Any) -> Envelope:
+    """Read the error envelope from a decoded JSON body; anything else gives an empty envelope."""
+    if not isinstance(body, dict):
+        return Envelope()
+    details = body.get("details")
+    problems = tuple(
+        FieldProblem(field=_short(item.get("field")), message=_short(item.get("message")) or "")
+        for item in (details if isinstance(details, list) else [])[:10]
+        if isinstance(item, dict)
+    )
+    return Envelope(
+        error=_short(body.get("error")),
+        message=_short(body.get("message")),
+        code=_short(body.get("code")),
+        details=problems,
+    )

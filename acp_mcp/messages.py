@@ -1,0 +1,161 @@
+"""Every error message the model reads is written here, and each one says what to do next.
+
+Trust rule: upstream text enters a message only as the short, capped fields of the error
+envelope (`errors.Envelope`), never as a raw body, and every message passes the redactor, so
+the API key cannot reach the model even when the API echoes it.
+"""
+
+from __future__ import annotations
+
+from .config import KEY_VARIABLES
+from .errors import (
+    ACPError,
+    APIStatusError,
+    AuthenticationError,
+    ConflictError,
+    ConnectError,
+    InsecureBaseURLError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    InvalidResponseError,
+    MissingAPIKeyError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitError,
+    RedirectError,
+    RequestTimeout,
+    ServerError,
+    UnconfirmedStartError,
+)
+from .redaction import Redactor
+from .results import call_hint
+
+KEY_VARIABLE = KEY_VARIABLES[0]
+UNEXPECTED = (
+    "acp-mcp hit an unexpected internal error; the details are in the server's log (stderr). "
+    "Retry the call once; if it fails again, tell the user."
+)
+
+
+def _upstream(exc: APIStatusError) -> str:
+    env = exc.envelope
+    said = env.message or env.error
+    parts = [f"HTTP {exc.status}" + (f" {env.code}" if env.code else "")]
+    if said:
+        parts.append(f'the API said: "{said}"')
+    return " — ".join(parts)
+
+
+def _target(exc: ACPError) -> str:
+    if exc.run_id:
+        return f"run {exc.run_id!r} on server {exc.server_id!r}"
+    return f"server {exc.server_id!r}"
+
+
+def _retry_hint(exc: APIStatusError) -> str:
+    if exc.retry_after is not None:
+        return f"Retry in {exc.retry_after:g} seconds."
+    return "Retry in a few seconds."
+
+
+def _status_message(exc: APIStatusError, base_url: str) -> str:
+    upstream = _upstream(exc)
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"The ACP API rejected the API key ({upstream}). Ask the user to set {KEY_VARIABLE} "
+            "in this MCP server's environment to a valid Computer Agents API key, then restart the server."
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            f"The API key may not access {_target(exc)} ({upstream}). Ask the user for a key "
+            f"({KEY_VARIABLE}) with access to this server, or use a server id the key owns."
+        )
+    if isinstance(exc, PaymentRequiredError):
+        return (
+            f"The account's budget or usage allowance is exhausted ({upstream}). "
+            "Nothing was run; tell the user to raise the limit or add credit, then retry."
+        )
+    if isinstance(exc, NotFoundError):
+        what = (
+            f"No run {exc.run_id!r} was found on server {exc.server_id!r}"
+            if exc.run_id
+            else f"No server (resource) {exc.server_id!r} was found"
+        )
+        fix = (
+            f"Check the run id with {call_hint('list_agent_runs', serverId=exc.server_id)}."
+            if exc.run_id
+            else "Check the server id: it is the id of a resource with a connected agent runtime."
+        )
+        return f"{what} ({upstream}). {fix}"
+    if isinstance(exc, ConflictError):
+        hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
+        return (
+            f"{_target(exc).capitalize()} is busy or in a state that does not allow this ({upstream}). "
+            f"Wait for it to finish with {hint}, then retry; or stop it with cancel_agent_run."
+        )
+    if isinstance(exc, InvalidRequestError):
+        fields = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in exc.envelope.details)
+        rejected = f" Rejected fields: {fields}." if fields else ""
+        return f"The ACP API rejected the request ({upstream}).{rejected} Fix the arguments and call again."
+    if isinstance(exc, RateLimitError):
+        return f"The ACP API is rate limiting requests ({upstream}). {_retry_hint(exc)}"
+    if isinstance(exc, ServerError):
+        return f"The ACP API at {base_url} failed ({upstream}). {_retry_hint(exc)}"
+    return f"The ACP API answered with an error ({upstream}). Check the arguments, then retry."
+
+
+def describe(exc: ACPError, *, base_url: str) -> str:
+    """The message the model reads for `exc`."""
+    if isinstance(exc, MissingAPIKeyError):
+        return (
+            f"No Computer Agents API key is configured. Ask the user to set {KEY_VARIABLE} in this MCP server's "
+            "environment (their client's MCP server config), then restart the server. "
+            "To try the tools without an account, start the server with `acp-mcp --sandbox`."
+        )
+    if isinstance(exc, InsecureBaseURLError):
+        return (
+            f"Refusing to send the API key over plain http to {base_url}: set COMPUTER_AGENTS_BASE_URL "
+            "to an https:// URL (plain http is allowed only to localhost)."
+        )
+    if isinstance(exc, UnconfirmedStartError):
+        return (
+            f"{exc.message}. The run may still have been created: look for it with "
+            f"{call_hint('list_agent_runs', serverId=exc.server_id)} before starting it again."
+        )
+    if isinstance(exc, InvalidArgumentError):
+        return f"Invalid arguments, nothing was sent: {exc.message}."
+    if isinstance(exc, APIStatusError):
+        return _status_message(exc, base_url)
+    if isinstance(exc, RedirectError):
+        return (
+            f"The ACP API at {base_url} answered HTTP {exc.status} redirecting to {exc.location!r}; redirects are "
+            "not followed so the API key cannot travel elsewhere. Ask the user to check COMPUTER_AGENTS_BASE_URL."
+        )
+    if isinstance(exc, InvalidResponseError):
+        return (
+            f"The ACP API at {base_url} sent an unusable answer ({exc.message}). "
+            "Retry later; if it persists, tell the user."
+        )
+    if isinstance(exc, ConnectError):
+        return (
+            f"Could not connect to the ACP API at {base_url}. Check the network and COMPUTER_AGENTS_BASE_URL, "
+            "then retry."
+        )
+    if isinstance(exc, RequestTimeout):
+        return (
+            f"The ACP API at {base_url} did not answer in time. Retry later; if the call started work, "
+            "check it first with get_agent_run or list_agent_runs."
+        )
+    if isinstance(exc, ProtocolError):
+        return (
+            f"The connection to the ACP API at {base_url} broke mid-answer. Retry; if the call started work, "
+            "check it first with list_agent_runs."
+        )
+    return UNEXPECTED
+
+
+def safe_message(exc: ACPError, *, base_url: str, redact: Redactor) -> str:
+    """`describe` with every registered secret masked."""
+    return redact(describe(exc, base_url=base_url))

@@ -1,0 +1,79 @@
+"""What the ACP API sends back, parsed leniently.
+
+Every field is documented as optional, so every field here is optional too; unknown fields are
+kept (``extra="allow"``) so the full-run resource can pass them on, and a status outside the
+documented set is carried as text rather than rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class _Upstream(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Event(_Upstream):
+    """One entry of a run's ``events[]``."""
+
+    id: str | None = None
+    role: str | None = None
+    content: str | None = None
+    logType: str | None = None
+    logLevel: str | None = None
+    createdAt: str | None = None
+
+
+class Run(_Upstream):
+    """The ``run`` object."""
+
+    id: str | None = None
+    serverId: str | None = None
+    threadId: str | None = None
+    title: str | None = None
+    input: str | None = None
+    output: str | None = None
+    mode: str | None = None
+    status: str | None = None
+    error: str | None = None
+    metadata: dict[str, Any] | None = None
+    createdAt: str | None = None
+    completedAt: str | None = None
+    sessionProtocol: str | None = None
+    threadBacked: bool | None = None
+    threadStatus: str | None = None
+    threadTitle: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run is completed, failed or cancelled."""
+        return self.status in TERMINAL_STATUSES
+
+
+class RunEnvelope(_Upstream):
+    """The response of start, input, get, events and cancel."""
+
+    serverId: str | None = None
+    agentRuntimeId: str | None = None
+    run: Run | None = None
+    thread: dict[str, Any] | None = None
+    events: list[Event] | None = None
+
+
+class RunList(_Upstream):
+    """The response of the list endpoint; ``data`` and ``runs`` hold the same items."""
+
+    serverId: str | None = None
+    agentRuntimeId: str | None = None
+    data: list[Run] | None = None
+    runs: list[Run] | None = None
+
+    @property
+    def items(self) -> list[Run]:
+        """The runs, from whichever of ``data`` / ``runs`` is present."""
+        return self.data if self.data is not None else (self.runs or [])

@@ -1,0 +1,270 @@
+"""What the model sees of a run: a small structured result and a readable text twin.
+
+Size rules (the README repeats them): the run's ``output`` is cut at `OUTPUT_CHARS`, each
+event's ``content`` at `EVENT_CHARS`, other text fields at `FIELD_CHARS`, ``metadata`` and
+``thread`` are dropped when their JSON passes `OBJECT_CHARS`; cuts end with an explicit marker.
+Only a window of ``maxEvents`` events is listed (the latest by default), with ``eventsTotal``
+and ``eventOffset`` so every other event can be paged to, and the full run stays one resource
+read away (`run_uri`). A 10,000-event, 10 MB run shapes to well under 25,000 characters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+from urllib.parse import quote
+
+from mcp.types import CallToolResult, ResourceLink, TextContent
+from pydantic import BaseModel, Field
+
+from .models import Event, Run, RunEnvelope
+
+OUTPUT_CHARS = 4_000
+EVENT_CHARS = 500
+ERROR_CHARS = 1_000
+FIELD_CHARS = 300
+OBJECT_CHARS = 1_000
+TEXT_OUTPUT_CHARS = 1_500
+TEXT_EVENTS = 5
+TEXT_EVENT_CHARS = 200
+DEFAULT_MAX_EVENTS = 20
+MAX_MAX_EVENTS = 50
+
+Outcome = Literal["started", "accepted", "continued", "fetched", "cancelled"]
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """`text` cut to `limit` characters, with a marker saying how much was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"… [truncated: {len(text) - limit:,} more characters]"
+
+
+def run_uri(server_id: str, run_id: str) -> str:
+    """The resource URI of a run's full JSON."""
+    return f"acp://servers/{quote(server_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def call_hint(tool: str, **arguments: Any) -> str:
+    """An exact tool call, written the way a model would make it."""
+    return f"{tool} {json.dumps({k: v for k, v in arguments.items() if v is not None})}"
+
+
+class EventView(BaseModel):
+    """One run event, content cut at the documented length."""
+
+    id: str | None = None
+    role: str | None = None
+    content: str | None = None
+    logType: str | None = None
+    logLevel: str | None = None
+    createdAt: str | None = None
+
+
+class RunView(BaseModel):
+    """The run, text fields cut at the documented lengths."""
+
+    id: str | None = None
+    status: str | None = Field(default=None, description="queued | running | completed | failed | cancelled")
+    output: str | None = None
+    error: str | None = None
+    mode: str | None = None
+    title: str | None = None
+    input: str | None = None
+    threadId: str | None = None
+    metadata: dict[str, Any] | None = None
+    createdAt: str | None = None
+    completedAt: str | None = None
+    sessionProtocol: str | None = None
+    threadBacked: bool | None = None
+    threadStatus: str | None = None
+    threadTitle: str | None = None
+
+
+class RunResult(BaseModel):
+    """A run as the tools return it."""
+
+    serverId: str
+    agentRuntimeId: str | None = None
+    outcome: Outcome = Field(
+        description="started (201), accepted (202: queued for later), continued (200), fetched, or cancelled"
+    )
+    httpStatus: int | None = Field(default=None, description="HTTP status of the tool's main API request")
+    run: RunView | None = None
+    thread: dict[str, Any] | None = None
+    terminal: bool = Field(description="true once the run is completed, failed or cancelled")
+    waitedSeconds: float = Field(description="how long this call waited for the run to finish")
+    waitExpired: bool = Field(description="true when the wait ended before the run finished")
+    events: list[EventView] = Field(default_factory=list, description="a window of the run's events, oldest first")
+    eventOffset: int = Field(default=0, description="index of the first listed event within all events")
+    eventsTotal: int | None = Field(default=None, description="number of events the run has; null when not fetched")
+    next: str | None = Field(default=None, description="the call to make next, if any")
+    notes: list[str] = Field(default_factory=list, description="what was cut or could not be fetched")
+    resourceUri: str | None = Field(default=None, description="resource with the full run and every event as JSON")
+
+
+class RunListResult(BaseModel):
+    """The newest runs of a server."""
+
+    serverId: str
+    agentRuntimeId: str | None = None
+    runs: list[RunView]
+    count: int
+
+
+def _clip_object(name: str, value: dict[str, Any] | None, notes: list[str]) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    size = len(json.dumps(value, default=str))
+    if size <= OBJECT_CHARS:
+        return value
+    notes.append(f"{name} omitted ({size:,} characters of JSON); read the resource for it")
+    return None
+
+
+def run_view(run: Run, notes: list[str]) -> RunView:
+    """The run with every text field cut to its limit."""
+    output = clip(run.output, OUTPUT_CHARS)
+    if output is not run.output:
+        notes.append(f"run.output cut to {OUTPUT_CHARS:,} of {len(run.output or ''):,} characters")
+    return RunView(
+        id=run.id,
+        status=run.status,
+        output=output,
+        error=clip(run.error, ERROR_CHARS),
+        mode=clip(run.mode, FIELD_CHARS),
+        title=clip(run.title, FIELD_CHARS),
+        input=clip(run.input, EVENT_CHARS),
+        threadId=clip(run.threadId, FIELD_CHARS),
+        metadata=_clip_object("run.metadata", run.metadata, notes),
+        createdAt=clip(run.createdAt, FIELD_CHARS),
+        completedAt=clip(run.completedAt, FIELD_CHARS),
+        sessionProtocol=clip(run.sessionProtocol, FIELD_CHARS),
+        threadBacked=run.threadBacked,
+        threadStatus=clip(run.threadStatus, FIELD_CHARS),
+        threadTitle=clip(run.threadTitle, FIELD_CHARS),
+    )
+
+
+def event_view(event: Event, limit: int = EVENT_CHARS) -> EventView:
+    """The event with its content cut to `limit`."""
+    return EventView(
+        id=clip(event.id, FIELD_CHARS),
+        role=clip(event.role, FIELD_CHARS),
+        content=clip(event.content, limit),
+        logType=clip(event.logType, FIELD_CHARS),
+        logLevel=clip(event.logLevel, FIELD_CHARS),
+        createdAt=clip(event.createdAt, FIELD_CHARS),
+    )
+
+
+def event_window(total: int, max_events: int, offset: int | None) -> tuple[int, int]:
+    """The [start, stop) slice to list: from `offset`, or the latest `max_events` by default."""
+    start = max(0, total - max_events) if offset is None else min(offset, total)
+    return start, min(total, start + max_events)
+
+
+def shape_run(
+    envelope: RunEnvelope,
+    *,
+    server_id: str,
+    outcome: Outcome,
+    http_status: int | None,
+    waited: float,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    event_offset: int | None = None,
+    notes: list[str] | None = None,
+) -> RunResult:
+    """Build the model-facing result from an API envelope, applying every size rule."""
+    notes = list(notes or [])
+    run = envelope.run or Run()
+    run_id = run.id
+    events = envelope.events
+    listed: list[EventView] = []
+    start = 0
+    if events is not None:
+        start, stop = event_window(len(events), max_events, event_offset)
+        listed = [event_view(e) for e in events[start:stop]]
+        if start > 0 or stop < len(events):
+            notes.append(f"events {start}-{stop - 1} of {len(events)} listed; page with eventOffset")
+        if any(v.content is not e.content for v, e in zip(listed, events[start:stop], strict=True)):
+            notes.append(f"event contents cut to {EVENT_CHARS} characters")
+    terminal = run.is_terminal
+    return RunResult(
+        serverId=server_id,
+        agentRuntimeId=clip(envelope.agentRuntimeId, FIELD_CHARS),
+        outcome=outcome,
+        httpStatus=http_status,
+        run=run_view(run, notes) if envelope.run is not None else None,
+        thread=_clip_object("thread", envelope.thread, notes),
+        terminal=terminal,
+        waitedSeconds=round(waited, 2),
+        waitExpired=not terminal and waited > 0,
+        events=listed,
+        eventOffset=start,
+        eventsTotal=None if events is None else len(events),
+        next=_next_step(server_id, run, terminal),
+        notes=notes,
+        resourceUri=run_uri(server_id, run_id) if run_id else None,
+    )
+
+
+def _next_step(server_id: str, run: Run, terminal: bool) -> str | None:
+    if not run.id:
+        return None
+    if terminal:
+        return None
+    return call_hint("get_agent_run", serverId=server_id, resourceRunId=run.id)
+
+
+def render_text(result: RunResult) -> str:
+    """The same facts as readable text, for clients that show only text."""
+    run = result.run or RunView()
+    status = f"HTTP {result.httpStatus}, {result.outcome}" if result.httpStatus else result.outcome
+    lines = [f"Run {run.id or '(no id)'} on server {result.serverId}: {run.status or 'unknown status'} ({status})."]
+    if result.waitExpired:
+        lines.append(f"Still {run.status} after waiting {result.waitedSeconds:g}s; the run goes on on the platform.")
+    if run.output is not None:
+        lines.append("Output: " + (clip(run.output, TEXT_OUTPUT_CHARS) or ""))
+    if run.error:
+        lines.append("Error: " + (clip(run.error, TEXT_OUTPUT_CHARS) or ""))
+    if result.events:
+        shown = result.events[-TEXT_EVENTS:]
+        first = result.eventOffset + len(result.events) - len(shown)
+        lines.append(f"Events {first + 1}-{first + len(shown)} of {result.eventsTotal}:")
+        lines.extend(
+            f"- [{e.role or '?'}{'/' + e.logType if e.logType else ''}] {clip(e.content, TEXT_EVENT_CHARS) or ''}"
+            for e in shown
+        )
+    lines.extend(f"Note: {note}" for note in result.notes)
+    if result.next:
+        lines.append(f"Next: {result.next}")
+    if result.resourceUri:
+        lines.append(f"Full run: {result.resourceUri}")
+    return "\n".join(lines)
+
+
+def render_list(result: RunListResult) -> str:
+    """A run list as readable text, one line per run."""
+    lines = [f"{result.count} run(s) on server {result.serverId}, newest first:"]
+    lines.extend(f"- {r.id}: {r.status} — {clip(r.title or r.input, 80) or ''}" for r in result.runs)
+    return "\n".join(lines)
+
+
+def tool_result(structured: RunResult | RunListResult) -> CallToolResult:
+    """The tool's answer: text twin first, then a link to the full run, then structured content."""
+    if isinstance(structured, RunListResult):
+        content: list[Any] = [TextContent(type="text", text=render_list(structured))]
+    else:
+        content = [TextContent(type="text", text=render_text(structured))]
+        if structured.resourceUri and structured.run and structured.run.id:
+            content.append(
+                ResourceLink(
+                    type="resource_link",
+                    uri=structured.resourceUri,
+                    name=f"run-{structured.run.id}",
+                    title=f"Run {structured.run.id} with all events",
+                    mime_type="application/json",
+                )
+            )
+    return CallToolResult(content=content, structured_content=structured.model_dump(mode="json"))

@@ -1,0 +1,73 @@
+"""Wires the tools and the run resource into an `MCPServer`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from . import __version__
+from .app import AppState
+from .config import Settings
+from .errors import ACPError
+from .messages import safe_message
+from .tools import TOOLS
+from .waiting import PollPolicy
+
+INSTRUCTIONS = """\
+Drives agent runs on the Computer Agents platform (ACP API). Typical flow: start_agent_run with the
+task -> if the result says the run is still going, get_agent_run with the ids it gives -> read
+run.output -> continue_agent_run to send a follow-up -> cancel_agent_run only to stop a run.
+Calls wait a bounded time and never lose the run id; results are trimmed, with the full run
+available as the resource in resourceUri."""
+
+RUN_RESOURCE = "acp://servers/{serverId}/runs/{resourceRunId}"
+
+
+def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> MCPServer:
+    """An MCP server exposing the run tools and the run resource for `settings`."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+        state = AppState.create(settings, policy)
+        try:
+            yield state
+        finally:
+            await state.client.aclose()
+
+    server = MCPServer(
+        "acp-mcp",
+        title="Computer Agents runs",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+    )
+    for spec in TOOLS:
+        server.add_tool(
+            spec.fn,
+            name=spec.fn.__name__,
+            title=spec.title,
+            description=inspect.cleandoc(spec.fn.__doc__ or ""),
+            annotations=spec.annotations,
+        )
+
+    @server.resource(
+        RUN_RESOURCE,
+        name="agent-run",
+        title="Agent run with all events",
+        description="A run and every one of its events, as the ACP API returns them (JSON).",
+        mime_type="application/json",
+    )
+    async def agent_run(serverId: str, resourceRunId: str, ctx: Context[Any, Any]) -> str:
+        state: AppState = ctx.request_context.lifespan_context
+        try:
+            return await state.service.full_run(serverId, resourceRunId)
+        except ACPError as exc:
+            raise ResourceError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
+
+    return server

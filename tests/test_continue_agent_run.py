@@ -1,0 +1,188 @@
+"""`continue_agent_run` end to end: the exact request that reaches the API and the exact result."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from acp_mcp.config import Settings
+from acp_mcp.sandbox import RunningSandbox
+
+from .conftest import API_KEY, SERVER_ID, api_requests, connect, text_of
+
+pytestmark = pytest.mark.anyio
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+async def _finished_run(client, content: str = "first") -> str:  # type: ignore[no-untyped-def]
+    result = await client.call_tool("start_agent_run", {"serverId": SERVER_ID, "content": content})
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["run"]["status"] == "completed"
+    return str(result.structured_content["run"]["id"])
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_continued_run(
+    settings: Settings, sandbox: RunningSandbox, mode: str
+) -> None:
+    async with connect(settings, mode=mode) as client:
+        run_id = await _finished_run(client)
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run",
+            {
+                "serverId": SERVER_ID,
+                "resourceRunId": run_id,
+                "content": "second",
+                "mode": "sync",
+                "metadata": {"ticket": "T-1", "nested": {"n": 1}},
+            },
+        )
+
+    assert not result.is_error, text_of(result)
+    (post,) = api_requests(sandbox)  # the answer held the finished run and its events: nothing else is fetched
+    assert post.method == "POST"
+    assert post.path == f"/v1/servers/{SERVER_ID}/runtime/agent/runs/{run_id}/input"
+    assert post.body == {"content": "second", "mode": "sync", "metadata": {"ticket": "T-1", "nested": {"n": 1}}}
+    assert post.headers["authorization"] == f"Bearer {API_KEY}"
+    assert post.headers["content-type"] == "application/json"
+    assert re.fullmatch(r"[0-9a-f-]{36}", post.headers["idempotency-key"])
+    assert post.query == {}
+
+    structured = result.structured_content
+    run = structured["run"]
+    assert structured["serverId"] == SERVER_ID
+    assert structured["agentRuntimeId"] == "art_sandbox"
+    assert structured["outcome"] == "continued"
+    assert structured["httpStatus"] == 200
+    assert structured["terminal"] is True
+    assert structured["waitExpired"] is False
+    assert structured["next"] is None
+    assert structured["notes"] == []
+    assert structured["resourceUri"] == f"acp://servers/{SERVER_ID}/runs/{run_id}"
+    assert {k: run[k] for k in ("id", "status", "output", "error", "mode", "input", "metadata")} == {
+        "id": run_id,
+        "status": "completed",
+        "output": "Echo: second",
+        "error": None,
+        "mode": "sync",
+        "input": "second",
+        "metadata": {"ticket": "T-1", "nested": {"n": 1}},
+    }
+    assert ISO.match(run["createdAt"]) and ISO.match(run["completedAt"])
+    assert [(e["role"], e["content"]) for e in structured["events"]] == [
+        ("user", "first"),
+        ("system", "Agent started"),
+        ("assistant", "Echo: first"),
+        ("user", "second"),
+        ("system", "Agent started"),
+        ("assistant", "Echo: second"),
+    ]
+    assert structured["eventsTotal"] == 6
+    assert structured["eventOffset"] == 0
+    assert set(structured["events"][0]) == {"id", "role", "content", "logType", "logLevel", "createdAt"}
+
+
+async def test_text_block_carries_status_output_and_latest_events(settings: Settings) -> None:
+    async with connect(settings) as client:
+        run_id = await _finished_run(client)
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "again", "mode": "sync"}
+        )
+
+    text, link = result.content
+    assert text.type == "text"
+    assert text.text.splitlines() == [
+        f"Run {run_id} on server {SERVER_ID}: completed (HTTP 200, continued).",
+        "Output: Echo: again",
+        "Events 2-6 of 6:",
+        "- [system/status] Agent started",
+        "- [assistant/message] Echo: first",
+        "- [user/message] again",
+        "- [system/status] Agent started",
+        "- [assistant/message] Echo: again",
+        f"Full run: acp://servers/{SERVER_ID}/runs/{run_id}",
+    ]
+    assert link.type == "resource_link"
+    assert link.uri == f"acp://servers/{SERVER_ID}/runs/{run_id}"
+    assert link.mime_type == "application/json"
+
+
+async def test_async_continue_reports_202_accepted_and_waits_for_the_turn(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        run_id = await _finished_run(client)
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "later", "mode": "async"}
+        )
+
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["outcome"] == "accepted"
+    assert result.structured_content["httpStatus"] == 202
+    assert result.structured_content["run"]["status"] == "completed"
+    assert result.structured_content["run"]["output"] == "Echo: later"
+    methods_and_paths = [(r.method, r.path.rsplit("/", 1)[-1]) for r in api_requests(sandbox)]
+    assert methods_and_paths[0] == ("POST", "input")
+    assert methods_and_paths[-1] == ("GET", "events")
+    assert all(m == ("GET", run_id) for m in methods_and_paths[1:-1])
+
+
+async def test_omitted_mode_is_sent_as_async_and_awaited(settings: Settings, sandbox: RunningSandbox) -> None:
+    async with connect(settings) as client:
+        run_id = await _finished_run(client)
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "prompt": "via prompt"}
+        )
+
+    assert api_requests(sandbox)[0].body == {"prompt": "via prompt", "mode": "async"}
+    assert result.structured_content["run"]["output"] == "Echo: via prompt"
+
+
+async def test_ids_are_percent_encoded_as_one_path_segment_each(settings: Settings, sandbox: RunningSandbox) -> None:
+    server_id = "team a+b@ü"
+    async with connect(settings) as client:
+        started = await client.call_tool("start_agent_run", {"serverId": server_id, "content": "x"})
+        run_id = started.structured_content["run"]["id"]
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": server_id, "resourceRunId": run_id, "content": "y", "mode": "sync"}
+        )
+
+    assert not result.is_error, text_of(result)
+    assert api_requests(sandbox)[0].path == f"/v1/servers/team%20a%2Bb%40%C3%BC/runtime/agent/runs/{run_id}/input"
+    assert result.structured_content["serverId"] == server_id
+    assert result.structured_content["resourceUri"] == f"acp://servers/team%20a%2Bb%40%C3%BC/runs/{run_id}"
+
+
+async def test_default_server_id_applies_when_the_call_omits_it(settings: Settings, sandbox: RunningSandbox) -> None:
+    async with connect(settings.with_overrides(default_server_id="srv_default")) as client:
+        result = await client.call_tool("start_agent_run", {"content": "hello"})
+
+    assert not result.is_error, text_of(result)
+    assert api_requests(sandbox)[0].path == "/v1/servers/srv_default/runtime/agent/runs"
+    assert result.structured_content["serverId"] == "srv_default"
+
+
+async def test_without_server_id_or_default_the_error_names_both_ways(settings: Settings, sandbox: RunningSandbox) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool("continue_agent_run", {"resourceRunId": "run_1", "content": "x"})
+
+    assert result.is_error
+    assert "pass serverId" in text_of(result) and "ACP_SERVER_ID" in text_of(result)
+    assert api_requests(sandbox) == []
+
+
+async def test_content_or_prompt_is_required_before_anything_is_sent(settings: Settings, sandbox: RunningSandbox) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_1", "metadata": {"a": 1}}
+        )
+
+    assert result.is_error
+    assert "give content" in text_of(result)
+    assert api_requests(sandbox) == []
