@@ -21,10 +21,6 @@ DEFAULT_SANDBOX_PACE = 0.5
 logger = logging.getLogger("acp_mcp")
 
 
-def _flag(attr: str) -> str:
-    return "--" + attr.replace("_", "-")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every ``ACP_*`` setting is also a flag, the API key never is."""
     parser = argparse.ArgumentParser(
@@ -38,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"ACP API base URL, /v1 appended if missing [env COMPUTER_AGENTS_BASE_URL, default {DEFAULT_BASE_URL}]",
     )
     for attr, setting in settings_fields():
-        parser.add_argument(_flag(attr), type=setting.parse, help=f"{setting.help} [env {setting.env}]")
+        parser.add_argument(setting.flag, dest=attr, type=setting.parse, help=f"{setting.help} [env {setting.env}]")
     parser.add_argument(
         "--sandbox",
         action="store_true",

@@ -34,6 +34,7 @@ class Setting:
     """How one field of `Settings` is read: its environment variable, flag help and parser."""
 
     env: str
+    flag: str
     help: str
     parse: Any = str
 
@@ -84,24 +85,34 @@ class Settings:
     request_timeout: float = field(
         default=30.0,
         metadata={
-            "setting": Setting("ACP_MCP_REQUEST_TIMEOUT", "seconds per HTTP request to the API", _positive_seconds)
+            "setting": Setting(
+                "ACP_MCP_REQUEST_TIMEOUT", "--request-timeout", "seconds per HTTP request to the API", _positive_seconds
+            )
         },
     )
     wait_seconds: float = field(
         default=DEFAULT_WAIT_SECONDS,
         metadata={
-            "setting": Setting("ACP_MCP_WAIT_SECONDS", "default wait for a run to finish (0 = don't wait)", _seconds)
+            "setting": Setting(
+                "ACP_MCP_WAIT_SECONDS", "--wait-seconds", "default wait for a run to finish (0 = don't wait)", _seconds
+            )
         },
     )
     default_server_id: str | None = field(
         default=None,
         metadata={
-            "setting": Setting("ACP_SERVER_ID", "server (resource) id used when a tool call omits serverId", _optional)
+            "setting": Setting(
+                "ACP_SERVER_ID", "--server-id", "server (resource) id used when a tool call omits serverId", _optional
+            )
         },
     )
     log_level: LogLevel = field(
         default="WARNING",
-        metadata={"setting": Setting("ACP_MCP_LOG_LEVEL", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level)},
+        metadata={
+            "setting": Setting(
+                "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
+            )
+        },
     )
 
     def __post_init__(self) -> None:

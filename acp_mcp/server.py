@@ -28,6 +28,12 @@ available as the resource in resourceUri."""
 RUN_RESOURCE = "acp://servers/{serverId}/runs/{resourceRunId}"
 
 
+def tool_description(fn: Any) -> str:
+    """A tool's docstring as its description: dedented, each paragraph on one line."""
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
 def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> MCPServer:
     """An MCP server exposing the run tools and the run resource for `settings`."""
 
@@ -52,7 +58,7 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> MCP
             spec.fn,
             name=spec.fn.__name__,
             title=spec.title,
-            description=inspect.cleandoc(spec.fn.__doc__ or ""),
+            description=tool_description(spec.fn),
             annotations=spec.annotations,
         )
 

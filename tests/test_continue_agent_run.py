@@ -168,7 +168,9 @@ async def test_default_server_id_applies_when_the_call_omits_it(settings: Settin
     assert result.structured_content["serverId"] == "srv_default"
 
 
-async def test_without_server_id_or_default_the_error_names_both_ways(settings: Settings, sandbox: RunningSandbox) -> None:
+async def test_without_server_id_or_default_the_error_names_both_ways(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
     async with connect(settings) as client:
         result = await client.call_tool("continue_agent_run", {"resourceRunId": "run_1", "content": "x"})
 
@@ -177,7 +179,9 @@ async def test_without_server_id_or_default_the_error_names_both_ways(settings: 
     assert api_requests(sandbox) == []
 
 
-async def test_content_or_prompt_is_required_before_anything_is_sent(settings: Settings, sandbox: RunningSandbox) -> None:
+async def test_content_or_prompt_is_required_before_anything_is_sent(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
     async with connect(settings) as client:
         result = await client.call_tool(
             "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_1", "metadata": {"a": 1}}

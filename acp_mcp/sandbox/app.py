@@ -1,0 +1,411 @@
+"""ASGI app of the ACP sandbox: run routes, control routes, auth, logging and faults.
+
+Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept),
+request log, fault injection, auth, the 413 size check, routing. Control routes
+under /_sandbox skip the log and faults. ``/health`` needs no key.
+
+Routing runs on the raw, still percent-encoded path, and each path parameter is
+decoded exactly once, so an id holding ``%2F`` stays one segment.
+
+The ``close`` and ``truncated`` faults need the connection's transport, which
+the sandbox runner puts in the scope under ``TRANSPORT_SCOPE_KEY``. Under
+another ASGI server ``close`` raises instead, which makes that server answer
+500 (or drop the connection if it already started the response).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
+
+import anyio
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .state import (
+    AGENT_RUNTIME_ID,
+    ASYNC_STATUS,
+    DEFAULT_LIST_LIMIT,
+    LIGHT_GET_INCLUDES_EVENTS,
+    MAX_LIST_LIMIT,
+    SYNC_CONTINUE_STATUS,
+    SYNC_START_STATUS,
+    ApiError,
+    Fault,
+    RecordedRequest,
+    Run,
+    SandboxState,
+    TurnInput,
+    error_body,
+    parse_turn,
+    validation_error,
+)
+
+MAX_BODY_BYTES = 1024 * 1024
+TRANSPORT_SCOPE_KEY = "acp_mcp.sandbox.transport"
+RUNS_PATH = "/v1/servers/{server_id}/runtime/agent/runs"
+RUN_PATH = RUNS_PATH + "/{run_id}"
+TRUNCATED_BODY = b'{"serverId":"sandbox","agentRuntimeId":"art_sandbox","run":{"id":"run_0'
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_FAULT_ADAPTER = TypeAdapter(Fault)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Return a JSON response."""
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error(status: int, message: str | None = None) -> Response:
+    """Return the ACP error envelope as a response."""
+    return _json(error_body(status, message), status)
+
+
+def _param(request: Request, name: str) -> str:
+    """Return a path parameter, percent-decoded once."""
+    return unquote(str(request.path_params[name]))
+
+
+async def _json_body(request: Request) -> Any:
+    """Parse the request body as JSON; empty is {}; raise 400 if not JSON."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise validation_error("body", "must be a JSON object") from None
+
+
+def _limit(request: Request) -> int:
+    """Return the list limit query parameter; raise 400 if out of range."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIST_LIMIT
+    value = int(raw) if raw.strip().isdigit() else 0
+    if not 1 <= value <= MAX_LIST_LIMIT:
+        raise validation_error("limit", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
+    return value
+
+
+class _RunRoutes:
+    """Handlers of the connected agent-runtime run endpoints."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def start(self, request: Request) -> Response:
+        """POST runs: start a run."""
+        turn = parse_turn(await _json_body(request), allow_title=True)
+        run = self.state.start_run(_param(request, "server_id"), turn)
+        return await self._turn_answer(run, turn, SYNC_START_STATUS)
+
+    async def continue_(self, request: Request) -> Response:
+        """POST runs/{id}/input: start a new turn on a finished run."""
+        turn = parse_turn(await _json_body(request), allow_title=False)
+        run = self.state.continue_run(_param(request, "server_id"), _param(request, "run_id"), turn)
+        return await self._turn_answer(run, turn, SYNC_CONTINUE_STATUS)
+
+    async def list_(self, request: Request) -> Response:
+        """GET runs: list the newest runs of a server."""
+        server_id = _param(request, "server_id")
+        runs = [run.to_dict() for run in self.state.list_runs(server_id, _limit(request))]
+        return _json(
+            {
+                "serverId": server_id,
+                "agentRuntimeId": AGENT_RUNTIME_ID,
+                "object": "list",
+                "data": runs,
+                "runs": runs,
+            }
+        )
+
+    async def get(self, request: Request) -> Response:
+        """GET runs/{id}: the light status poll."""
+        return self._envelope(self._run(request), LIGHT_GET_INCLUDES_EVENTS)
+
+    async def events(self, request: Request) -> Response:
+        """GET runs/{id}/events: the run with all its events."""
+        return self._envelope(self._run(request), True)
+
+    async def cancel(self, request: Request) -> Response:
+        """POST runs/{id}/cancel: cancel a queued or running run."""
+        run = self.state.cancel_run(_param(request, "server_id"), _param(request, "run_id"))
+        return self._envelope(run, True)
+
+    def _run(self, request: Request) -> Run:
+        """Return the run named by the path."""
+        return self.state.get_run(_param(request, "server_id"), _param(request, "run_id"))
+
+    def _envelope(self, run: Run, events: bool, status: int = 200) -> Response:
+        """Answer with the envelope of a run."""
+        return _json(self.state.envelope(run, events), status)
+
+    async def _turn_answer(self, run: Run, turn: TurnInput, sync_status: int) -> Response:
+        """Answer at once (async) or when the turn has ended (sync)."""
+        if turn.mode == "async":
+            return self._envelope(run, True, ASYNC_STATUS)
+        await self.state.wait_turn(run)
+        return self._envelope(run, True, sync_status)
+
+
+class _ControlRoutes:
+    """Handlers of the /_sandbox control endpoints."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def requests(self, request: Request) -> Response:
+        """GET /_sandbox/requests: the request log."""
+        return _json({"requests": [asdict(r) for r in self.state.requests]})
+
+    async def clear_requests(self, request: Request) -> Response:
+        """DELETE /_sandbox/requests: empty the request log."""
+        self.state.clear_requests()
+        return _json({"requests": []})
+
+    async def inject(self, request: Request) -> Response:
+        """POST /_sandbox/faults: arm a fault given as JSON."""
+        try:
+            fault = _FAULT_ADAPTER.validate_python(await _json_body(request))
+        except ValidationError as exc:
+            raise _fault_error(exc) from None
+        self.state.inject(fault)
+        return _json({"fault": asdict(fault)}, 201)
+
+    async def pace(self, request: Request) -> Response:
+        """PUT /_sandbox/pace: set the seconds per step."""
+        body = await _json_body(request)
+        value = body.get("pace") if isinstance(body, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise validation_error("pace", "must be a non-negative number")
+        self.state.pace = float(value)
+        return _json({"pace": self.state.pace})
+
+
+def _fault_error(exc: ValidationError) -> ApiError:
+    """Turn a pydantic error about a fault into a 400 envelope."""
+    details = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+    return ApiError(400, "Invalid fault", "VALIDATION_FAILED", details)
+
+
+async def _health(request: Request) -> Response:
+    """GET /health: liveness, no key needed."""
+    return _json({"status": "ok"})
+
+
+def _routes(state: SandboxState) -> list[Route]:
+    """Build the route table."""
+    runs, control = _RunRoutes(state), _ControlRoutes(state)
+    return [
+        Route("/health", _health, methods=["GET"]),
+        Route(RUNS_PATH, runs.start, methods=["POST"]),
+        Route(RUNS_PATH, runs.list_, methods=["GET"]),
+        Route(RUN_PATH, runs.get, methods=["GET"]),
+        Route(RUN_PATH + "/input", runs.continue_, methods=["POST"]),
+        Route(RUN_PATH + "/events", runs.events, methods=["GET"]),
+        Route(RUN_PATH + "/cancel", runs.cancel, methods=["POST"]),
+        Route("/_sandbox/requests", control.requests, methods=["GET"]),
+        Route("/_sandbox/requests", control.clear_requests, methods=["DELETE"]),
+        Route("/_sandbox/faults", control.inject, methods=["POST"]),
+        Route("/_sandbox/pace", control.pace, methods=["PUT"]),
+    ]
+
+
+async def _on_api_error(request: Request, exc: Exception) -> Response:
+    """Answer an ApiError with its envelope."""
+    assert isinstance(exc, ApiError)
+    return _json(exc.body, exc.status)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    """Answer a routing 404/405 with the error envelope."""
+    assert isinstance(exc, HTTPException)
+    target = f"{request.method} {request.scope['path']}"
+    messages = {404: f"No route for {target}", 405: f"Method not allowed: {target}"}
+    body = error_body(exc.status_code, messages.get(exc.status_code))
+    return _json(body, exc.status_code, dict(exc.headers or {}))
+
+
+def _raw_path(scope: Scope) -> str:
+    """Return the path exactly as received (percent-encoded)."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else quote(str(scope["path"]))
+
+
+def _guarded_area(path: str) -> str | None:
+    """Return "api" for /v1 paths, "control" for /_sandbox paths, else None."""
+    for prefix, area in (("/v1", "api"), ("/_sandbox", "control")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return area
+    return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Return the request headers with lower-case names, repeats joined."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def _logged_body(raw: bytes) -> Any:
+    """Return a body as the request log keeps it."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _presented_keys(headers: dict[str, str]) -> list[str]:
+    """Return the API keys sent by Bearer and X-API-Key."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    keys = [token.strip()] if scheme.lower() == "bearer" else []
+    return keys + ([headers["x-api-key"]] if "x-api-key" in headers else [])
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """Drain the request body; keep it unless it exceeds MAX_BODY_BYTES."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+        more = bool(message.get("more_body", False))
+    return (b"", True) if size > MAX_BODY_BYTES else (b"".join(chunks), False)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Return a receive that yields body once, then defers to receive."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+async def _hang_up(scope: Scope, receive: Receive) -> None:
+    """Close the client connection and wait until the server notices."""
+    transport = scope.get(TRANSPORT_SCOPE_KEY)
+    if transport is None:
+        raise RuntimeError("sandbox fault: no transport to close")
+    transport.close()
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_truncated(scope: Scope, receive: Receive, send: Send) -> None:
+    """Declare a longer body than the one sent, then hang up."""
+    declared = str(len(TRUNCATED_BODY) * 2).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", declared)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": TRUNCATED_BODY, "more_body": True})
+    await _hang_up(scope, receive)
+
+
+def _fault_response(fault: Fault) -> Response:
+    """Return the canned response of a status/html/empty/non_json/redirect fault."""
+    phrase = HTTPStatus(fault.status).phrase
+    if fault.kind == "html":
+        page = f"<!DOCTYPE html><html><head><title>{fault.status} {phrase}</title></head>"
+        response = Response(
+            f"{page}<body><h1>{phrase}</h1></body></html>",
+            fault.status,
+            media_type="text/html",
+        )
+    elif fault.kind == "empty":
+        response = Response(b"", fault.status)
+    elif fault.kind == "non_json":
+        response = Response("ok", 200, media_type="text/plain")
+    elif fault.kind == "redirect":
+        response = _json(error_body(307), 307, {"location": fault.location or "/"})
+    elif isinstance(fault.body, str):
+        response = Response(fault.body, fault.status, media_type="text/plain")
+    else:
+        response = _json(
+            fault.body if fault.body is not None else error_body(fault.status),
+            fault.status,
+        )
+    response.headers.update(fault.headers)
+    return response
+
+
+async def _apply_fault(fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Play a fault; return False when the request should go on normally."""
+    if fault.kind == "slow":
+        await anyio.sleep(fault.delay)
+        return False
+    if fault.kind == "close":
+        await _hang_up(scope, receive)
+    elif fault.kind == "truncated":
+        await _send_truncated(scope, receive, send)
+    else:
+        await _fault_response(fault)(scope, receive, send)
+    return True
+
+
+class SandboxApp:
+    """The sandbox's ASGI app: logging, faults and auth around the routes."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.routes: ASGIApp = Starlette(
+            routes=_routes(state),
+            exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_error},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.routes(scope, receive, send)
+            return
+        path = _raw_path(scope)
+        scope = {**scope, "path": path}
+        area = _guarded_area(path)
+        if area is None:
+            await self.routes(scope, receive, send)
+            return
+        body, too_big = await _read_body(receive)
+        receive = _replay(body, receive)
+        if area == "api" and await self._logged_fault(scope, path, body, receive, send):
+            return
+        headers = _headers(scope)
+        response: ASGIApp
+        if not any(self.state.key_matches(k) for k in _presented_keys(headers)):
+            response = _json(error_body(401, "Invalid or missing API key"), 401)
+        elif too_big:
+            response = _error(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
+        else:
+            response = self.routes
+        await response(scope, receive, send)
+
+    async def _logged_fault(self, scope: Scope, path: str, body: bytes, receive: Receive, send: Send) -> bool:
+        """Log a /v1 request, then play a matching fault; True if it answered."""
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        method = str(scope["method"])
+        self.state.record(RecordedRequest(method, path, query, _headers(scope), _logged_body(body)))
+        fault = self.state.take_fault(method, path)
+        return fault is not None and await _apply_fault(fault, scope, receive, send)
+
+
+def create_app(state: SandboxState) -> SandboxApp:
+    """Return the sandbox ASGI app serving state."""
+    return SandboxApp(state)

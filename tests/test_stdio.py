@@ -1,0 +1,205 @@
+"""The real process over stdio: a client that spawns ``python -m acp_mcp``, and raw JSON-RPC on its pipes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from acp_mcp.sandbox import RunningSandbox
+
+from .conftest import API_KEY, SERVER_ID, api_requests, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {name: os.environ[name] for name in ("PYTHONPATH", "SYSTEMROOT") if name in os.environ}
+    return env | extra
+
+
+def _sandbox_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
+    return _env(COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=sandbox.base_url, **extra)
+
+
+def _params(env: dict[str, str], *args: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "acp_mcp", *args], env=env)
+
+
+async def test_a_stdio_client_continues_a_run_end_to_end(sandbox: RunningSandbox) -> None:
+    async with Client(_params(_sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID))) as client:
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        started = await client.call_tool("start_agent_run", {"content": "over stdio", "mode": "sync"})
+        run_id = started.structured_content["run"]["id"]
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run", {"resourceRunId": run_id, "content": "and again", "mode": "sync"}
+        )
+
+    assert names == ["start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"]
+    assert not result.is_error, text_of(result)
+    (post,) = api_requests(sandbox)
+    assert (post.method, post.path, post.body) == (
+        "POST",
+        f"/v1/servers/{SERVER_ID}/runtime/agent/runs/{run_id}/input",
+        {"content": "and again", "mode": "sync"},
+    )
+    assert post.headers["authorization"] == f"Bearer {API_KEY}"
+    assert result.structured_content["outcome"] == "continued"
+    assert result.structured_content["run"]["output"] == "Echo: and again"
+    assert text_of(result).startswith(f"Run {run_id} on server {SERVER_ID}: completed (HTTP 200, continued).")
+
+
+async def test_without_a_key_the_server_starts_lists_tools_and_names_the_variable(sandbox: RunningSandbox) -> None:
+    async with Client(_params(_env(COMPUTER_AGENTS_BASE_URL=sandbox.base_url))) as client:
+        tools = (await client.list_tools()).tools
+        result = await client.call_tool("continue_agent_run", {"serverId": "s", "resourceRunId": "r", "content": "x"})
+
+    assert len(tools) == 5
+    assert result.is_error
+    assert "set COMPUTER_AGENTS_API_KEY" in text_of(result)
+    assert api_requests(sandbox) == []
+
+
+async def test_sandbox_flag_serves_every_tool_with_no_account() -> None:
+    async with Client(_params(_env(), "--sandbox", "--sandbox-pace", "0.01")) as client:
+        started = await client.call_tool("start_agent_run", {"content": "no account needed"})
+        run_id = started.structured_content["run"]["id"]
+        continued = await client.call_tool("continue_agent_run", {"resourceRunId": run_id, "content": "more"})
+        listed = await client.call_tool("list_agent_runs", {})
+
+    assert not started.is_error, text_of(started)
+    assert continued.structured_content["run"]["output"] == "Echo: more"
+    assert continued.structured_content["serverId"] == "srv_sandbox"
+    assert listed.structured_content["count"] == 1
+
+
+def _exchange(env: dict[str, str], messages: list[dict[str, Any]], expected_ids: set[int]) -> tuple[list[str], str]:
+    """Write `messages`, keep stdin open until every expected response arrives; return stdout lines and stderr."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "acp_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env | {"PATH": os.environ.get("PATH", "")},
+        text=True,
+    ) as process:
+        assert process.stdin and process.stdout and process.stderr
+        timer = threading.Timer(30, process.kill)
+        timer.start()
+        stderr_lines: list[str] = []
+        drain = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+        drain.start()
+        for message in messages:
+            process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+        lines, seen = [], set()
+        for line in process.stdout:
+            lines.append(line)
+            with contextlib.suppress(ValueError):
+                seen.add(json.loads(line).get("id"))
+            if expected_ids <= seen:
+                break
+        process.stdin.close()
+        exit_code = process.wait(timeout=10)
+        timer.cancel()
+        drain.join(timeout=5)
+    assert exit_code == 0, "".join(stderr_lines)
+    return lines, "".join(stderr_lines)
+
+
+def _call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+def test_stdout_carries_only_json_rpc_and_logs_go_to_stderr_without_the_key(sandbox: RunningSandbox) -> None:
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        _call(3, "start_agent_run", {"serverId": SERVER_ID, "content": "purity", "mode": "sync"}),
+        _call(4, "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_missing", "content": "x"}),
+    ]
+    lines, stderr = _exchange(_sandbox_env(sandbox, ACP_MCP_LOG_LEVEL="DEBUG"), messages, {1, 2, 3, 4})
+
+    parsed = [json.loads(line) for line in lines]
+    assert all(message["jsonrpc"] == "2.0" for message in parsed)
+    responses = {message["id"]: message for message in parsed if "id" in message}
+    assert responses[3]["result"]["isError"] is False
+    assert responses[4]["result"]["isError"] is True
+    assert "HTTP Request: POST" in stderr, "debug logs reach stderr"
+    assert API_KEY not in stderr and API_KEY not in "".join(lines)
+    assert "Traceback" not in stderr
+
+
+def test_stdin_eof_ends_the_server_promptly_and_quietly(sandbox: RunningSandbox) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "acp_mcp"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=_sandbox_env(sandbox) | {"PATH": os.environ.get("PATH", "")},
+    )
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_setting_and_no_key_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "acp_mcp", "--help"], capture_output=True, text=True, timeout=20, env=_env()
+    )
+    assert result.returncode == 0
+    for text in (
+        "--base-url",
+        "COMPUTER_AGENTS_BASE_URL",
+        "--request-timeout",
+        "ACP_MCP_REQUEST_TIMEOUT",
+        "--wait-seconds",
+        "ACP_MCP_WAIT_SECONDS",
+        "--server-id",
+        "ACP_SERVER_ID",
+        "--log-level",
+        "ACP_MCP_LOG_LEVEL",
+        "--sandbox",
+        "demo",
+        "sandbox",
+    ):
+        assert text in result.stdout, text
+    assert "--api-key" not in result.stdout and "--key" not in result.stdout
+
+
+def test_a_bad_setting_stops_start_up_with_the_variable_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "acp_mcp"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=_env(ACP_MCP_WAIT_SECONDS="forever"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("acp-mcp: ACP_MCP_WAIT_SECONDS:")
+    assert "Traceback" not in result.stderr
