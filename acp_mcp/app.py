@@ -23,6 +23,6 @@ class AppState:
     @classmethod
     def create(cls, settings: Settings, policy: PollPolicy | None = None) -> AppState:
         """Build the state for `settings`; the HTTP pool opens on the first request."""
-        client = ACPClient(settings)
-        redact = Redactor([settings.api_key.get_secret_value() if settings.api_key else None])
+        redact = Redactor(settings.secrets())
+        client = ACPClient(settings, redact=redact)
         return cls(settings, client, RunService(client, settings, policy), redact)

@@ -1,9 +1,10 @@
-"""The ``acp-mcp`` command: serve MCP over stdio (default), run the demo, or run the sandbox alone."""
+"""The ``acp-mcp`` command: serve MCP (stdio or streamable HTTP), run the demo, or run the sandbox alone."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,8 +13,9 @@ import anyio
 from pydantic import SecretStr
 
 from . import __version__
-from .config import DEFAULT_BASE_URL, ConfigError, Settings, settings_fields
+from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, settings_fields
 from .redaction import RedactingFilter, Redactor
+from .shutdown import run_until_signalled
 
 SANDBOX_SERVER_ID = "srv_sandbox"
 DEFAULT_SANDBOX_PACE = 0.5
@@ -22,11 +24,12 @@ logger = logging.getLogger("acp_mcp")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every ``ACP_*`` setting is also a flag, the API key never is."""
+    """The argument parser; every ``ACP_*`` setting is also a flag, the secrets never are."""
     parser = argparse.ArgumentParser(
         prog="acp-mcp",
-        description="MCP server for agent runs on the Computer Agents platform (ACP API). "
-        "Serves MCP over stdio. The API key is read from COMPUTER_AGENTS_API_KEY only.",
+        description="MCP server for agent runs on the Computer Agents platform (ACP API). Serves MCP over "
+        "stdio by default. The API key is read from COMPUTER_AGENTS_API_KEY only, the HTTP caller token "
+        "from ACP_MCP_HTTP_TOKEN only.",
     )
     parser.add_argument("--version", action="version", version=f"acp-mcp {__version__}")
     parser.add_argument(
@@ -34,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"ACP API base URL, /v1 appended if missing [env COMPUTER_AGENTS_BASE_URL, default {DEFAULT_BASE_URL}]",
     )
     for attr, setting in settings_fields():
-        parser.add_argument(setting.flag, dest=attr, type=setting.parse, help=f"{setting.help} [env {setting.env}]")
+        help_text = f"{setting.help} [env {setting.env}]"
+        if setting.parse is parse_bool:
+            parser.add_argument(setting.flag, dest=attr, action="store_const", const=True, help=help_text)
+        else:
+            parser.add_argument(setting.flag, dest=attr, type=setting.parse, help=help_text)
     parser.add_argument(
         "--sandbox",
         action="store_true",
@@ -42,13 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sandbox-pace", type=float, default=DEFAULT_SANDBOX_PACE, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="{serve,demo,sandbox}")
-    commands.add_parser("serve", help="serve MCP over stdio (the default)")
-    demo = commands.add_parser("demo", help="start the server over stdio against the sandbox and call it once")
-    demo.add_argument("--pace", type=float, default=0.2, help="sandbox seconds per agent step")
+    commands.add_parser("serve", help="serve MCP (the default)")
+    demo = commands.add_parser("demo", help="start the server over stdio against the sandbox and call it")
+    demo.add_argument("--pace", dest="demo_pace", type=float, default=0.2, help="sandbox seconds per agent step")
     sandbox = commands.add_parser("sandbox", help="run the local ACP sandbox standalone")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8765)
-    sandbox.add_argument("--pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per agent step")
+    sandbox.add_argument("--host", dest="sandbox_host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", dest="sandbox_port", type=int, default=8765, help="port to listen on")
+    sandbox.add_argument(
+        "--pace", dest="sandbox_pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per step"
+    )
     return parser
 
 
@@ -70,14 +79,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
-    """Serve MCP over stdio until the client disconnects."""
+    """Serve MCP over the configured transport until the client leaves or a signal arrives."""
     from .server import build_server
 
     running = None
     if sandbox:
         from .sandbox import SandboxState, serve_in_thread
 
-        key = "sandbox-" + __import__("secrets").token_urlsafe(16)
+        key = "sandbox-" + secrets.token_urlsafe(16)
         running = serve_in_thread(SandboxState(api_key=key, pace=pace))
         settings = settings.with_overrides(
             api_key=SecretStr(key),
@@ -86,7 +95,13 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
         )
         logger.warning("serving against the local ACP sandbox at %s", running.base_url)
     try:
-        anyio.run(build_server(settings).run_stdio_async)
+        server = build_server(settings)
+        if settings.transport == "streamable-http":
+            from .http_transport import serve_http
+
+            anyio.run(serve_http, server, settings)
+        else:
+            anyio.run(run_until_signalled, server.run_stdio_async)
     finally:
         if running is not None:
             running.close()
@@ -98,20 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
-    except ConfigError as exc:
-        sys.stderr.write(f"acp-mcp: {exc}\n")
-        return 2
-    configure_logging(settings.log_level, Redactor([settings.api_key.get_secret_value() if settings.api_key else None]))
-    try:
+        configure_logging(settings.log_level, Redactor(settings.secrets()))
         if args.command == "demo":
             from .demo import run_demo
 
-            return run_demo(pace=args.pace)
+            return run_demo(pace=args.demo_pace)
         if args.command == "sandbox":
             from .sandbox import run_standalone
 
-            run_standalone(args.host, args.port, args.pace, None)
+            run_standalone(args.sandbox_host, args.sandbox_port, args.standalone_pace, None)
             return 0
         return serve(settings, sandbox=args.sandbox, pace=args.sandbox_pace)
+    except ConfigError as exc:
+        sys.stderr.write(f"acp-mcp: {exc}\n")
+        return 2
     except KeyboardInterrupt:
         return 130

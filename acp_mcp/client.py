@@ -42,6 +42,7 @@ from .errors import (
     status_error_class,
 )
 from .models import RunEnvelope, RunList
+from .redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -105,15 +106,20 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        return max(0.0, when.timestamp() - time.time()) if when else None
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # neither seconds nor an HTTP date: ignored, the usual backoff applies
+    return max(0.0, when.timestamp() - time.time())
 
 
 class ACPClient:
     """Calls the connected agent-runtime run endpoints of one ACP API base URL."""
 
-    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None, redact: Redactor | None = None) -> None:
         self._settings = settings
+        self._redact = redact or Redactor(settings.secrets())
         self._retry = retry or RetryPolicy()
         self._http: httpx2.AsyncClient | None = None
 
@@ -289,7 +295,7 @@ class ACPClient:
             raise RequestTimeout(f"No answer from {where} within {seconds:g}s", **labels) from exc
         except httpx2.TransportError as exc:
             raise ProtocolError(f"The connection to {where} broke: {type(exc).__name__}", **labels) from exc
-        return _interpret(response, raw, labels)
+        return _interpret(response, raw, labels, self._redact)
 
 
 async def _read_capped(response: httpx2.Response, cap: int) -> bytes | None:
@@ -313,11 +319,12 @@ def _decode(raw: bytes | None) -> Any:
         return None
 
 
-def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, Any]) -> ApiResponse:
+def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, Any], redact: Redactor) -> ApiResponse:
     """Map a complete HTTP answer to an `ApiResponse` or the matching `ACPError`."""
     status = response.status_code
     if 300 <= status < 400:
         location = response.headers.get("location")
+        location = redact(location) if location else location
         raise RedirectError(f"HTTP {status} redirect to {location!r}", status=status, location=location, **labels)
     if response.is_success:
         if raw is None:
@@ -328,7 +335,7 @@ def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, A
         if not isinstance(data, dict):
             raise InvalidResponseError(f"HTTP {status} answer is not a JSON object", status=status, **labels)
         return ApiResponse(status, data)
-    envelope = parse_envelope(_decode(raw))
+    envelope = parse_envelope(_decode(raw), redact)
     cls = status_error_class(status)
     detail = envelope.message or envelope.error or response.reason_phrase or ""
     raise cls(

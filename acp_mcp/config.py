@@ -23,6 +23,7 @@ MAX_WAIT_SECONDS = 600.0
 
 KEY_VARIABLES = ("COMPUTER_AGENTS_API_KEY", "TESTBASE_API_KEY")
 BASE_URL_VARIABLES = ("COMPUTER_AGENTS_BASE_URL", "COMPUTER_AGENTS_API_URL")
+HTTP_TOKEN_VARIABLE = "ACP_MCP_HTTP_TOKEN"
 
 
 class ConfigError(ValueError):
@@ -39,7 +40,7 @@ class Setting:
     parse: Any = str
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     value = text.strip().lower()
     if value in {"1", "true", "yes", "on"}:
         return True
@@ -76,43 +77,77 @@ def _optional(text: str) -> str | None:
     return text.strip() or None
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _transport(text: str) -> Transport:
+    value = text.strip().lower()
+    if value not in {"stdio", "streamable-http"}:
+        raise ValueError(f"expected stdio or streamable-http, got {text!r}")
+    return cast(Transport, value)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _setting(default: Any, env: str, flag: str, help: str, parse: Any) -> Any:
+    """A `Settings` field read from `env` and the CLI `flag`."""
+    return field(default=default, metadata={"setting": Setting(env, flag, help, parse)})
+
+
+Transport = Literal["stdio", "streamable-http"]
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server needs to know, resolved once at start-up."""
 
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL + "/v1"
-    request_timeout: float = field(
-        default=30.0,
-        metadata={
-            "setting": Setting(
-                "ACP_MCP_REQUEST_TIMEOUT", "--request-timeout", "seconds per HTTP request to the API", _positive_seconds
-            )
-        },
+    http_token: SecretStr | None = None
+    request_timeout: float = _setting(
+        30.0, "ACP_MCP_REQUEST_TIMEOUT", "--request-timeout", "seconds per HTTP request to the API", _positive_seconds
     )
-    wait_seconds: float = field(
-        default=DEFAULT_WAIT_SECONDS,
-        metadata={
-            "setting": Setting(
-                "ACP_MCP_WAIT_SECONDS", "--wait-seconds", "default wait for a run to finish (0 = don't wait)", _seconds
-            )
-        },
+    wait_seconds: float = _setting(
+        DEFAULT_WAIT_SECONDS,
+        "ACP_MCP_WAIT_SECONDS",
+        "--wait-seconds",
+        "default wait for a run to finish (0 = don't wait)",
+        _seconds,
     )
-    default_server_id: str | None = field(
-        default=None,
-        metadata={
-            "setting": Setting(
-                "ACP_SERVER_ID", "--server-id", "server (resource) id used when a tool call omits serverId", _optional
-            )
-        },
+    default_server_id: str | None = _setting(
+        None, "ACP_SERVER_ID", "--server-id", "server (resource) id used when a tool call omits serverId", _optional
     )
-    log_level: LogLevel = field(
-        default="WARNING",
-        metadata={
-            "setting": Setting(
-                "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
-            )
-        },
+    read_only: bool = _setting(
+        False, "ACP_MCP_READ_ONLY", "--read-only", "offer only the read-only tools (get, list)", parse_bool
+    )
+    log_level: LogLevel = _setting(
+        "WARNING", "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
+    )
+    transport: Transport = _setting("stdio", "ACP_MCP_TRANSPORT", "--transport", "stdio or streamable-http", _transport)
+    host: str = _setting("127.0.0.1", "ACP_MCP_HOST", "--host", "streamable HTTP: address to listen on", str)
+    port: int = _setting(8000, "ACP_MCP_PORT", "--port", "streamable HTTP: port to listen on", _port)
+    stateless: bool = _setting(
+        False, "ACP_MCP_STATELESS", "--stateless", "streamable HTTP: no MCP sessions (for replicas)", parse_bool
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "ACP_MCP_ALLOWED_HOSTS",
+        "--allowed-hosts",
+        "streamable HTTP: extra Host values allowed, comma-separated",
+        _names,
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        (),
+        "ACP_MCP_ALLOWED_ORIGINS",
+        "--allowed-origins",
+        "streamable HTTP: Origin values allowed, comma-separated",
+        _names,
     )
 
     def __post_init__(self) -> None:
@@ -126,6 +161,8 @@ class Settings:
         key = next((env[name] for name in KEY_VARIABLES if env.get(name, "").strip()), None)
         if key is not None:
             values["api_key"] = SecretStr(key.strip())
+        if env.get(HTTP_TOKEN_VARIABLE, "").strip():
+            values["http_token"] = SecretStr(env[HTTP_TOKEN_VARIABLE].strip())
         base_url = next((env[name] for name in BASE_URL_VARIABLES if env.get(name, "").strip()), None)
         if base_url is not None:
             values["base_url"] = base_url.strip()
@@ -139,6 +176,10 @@ class Settings:
                 raise ConfigError(f"{setting.env}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def secrets(self) -> list[str]:
+        """The secret values to mask in every message and log line."""
+        return [secret.get_secret_value() for secret in (self.api_key, self.http_token) if secret is not None]
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None `overrides` applied."""

@@ -29,6 +29,7 @@ Turning them into words for the model is `messages.py`'s job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,26 +195,34 @@ def status_error_class(status: int) -> type[APIStatusError]:
     return _BY_STATUS.get(status, APIStatusError)
 
 
-def _short(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "…"
+MAX_DETAILS = 5
+"""Most rejected fields kept from an envelope's ``details``."""
 
 
-def parse_envelope(body: Any) -> Envelope:
-    """Read the error envelope from a decoded JSON body; anything else gives an empty envelope."""
+def parse_envelope(body: Any, redact: Callable[[str], str]) -> Envelope:
+    """Read the error envelope from a decoded JSON body; anything else gives an empty envelope.
+
+    Each field is redacted *before* it is cut to `MAX_FIELD_CHARS`, so a cut can never leave
+    part of a secret behind.
+    """
+
+    def short(value: Any, limit: int = MAX_FIELD_CHARS) -> str | None:
+        if value is None:
+            return None
+        text = redact(value if isinstance(value, str) else str(value))
+        return text if len(text) <= limit else text[:limit] + "…"
+
     if not isinstance(body, dict):
         return Envelope()
     details = body.get("details")
     problems = tuple(
-        FieldProblem(field=_short(item.get("field")), message=_short(item.get("message")) or "")
-        for item in (details if isinstance(details, list) else [])[:10]
+        FieldProblem(field=short(item.get("field"), 100), message=short(item.get("message"), 200) or "")
+        for item in (details if isinstance(details, list) else [])[:MAX_DETAILS]
         if isinstance(item, dict)
     )
     return Envelope(
-        error=_short(body.get("error")),
-        message=_short(body.get("message")),
-        code=_short(body.get("code")),
+        error=short(body.get("error")),
+        message=short(body.get("message")),
+        code=short(body.get("code"), 100),
         details=problems,
     )

@@ -48,10 +48,10 @@ def _upstream(exc: APIStatusError) -> str:
     return " — ".join(parts)
 
 
-def _target(exc: ACPError) -> str:
-    if exc.run_id:
-        return f"run {exc.run_id!r} on server {exc.server_id!r}"
-    return f"server {exc.server_id!r}"
+def _target(exc: ACPError, *, capital: bool = False) -> str:
+    kind = "run" if exc.run_id else "server"
+    text = f"run {exc.run_id!r} on server {exc.server_id!r}" if exc.run_id else f"server {exc.server_id!r}"
+    return (kind.capitalize() + text[len(kind) :]) if capital else text
 
 
 def _retry_hint(exc: APIStatusError) -> str:
@@ -92,7 +92,7 @@ def _status_message(exc: APIStatusError, base_url: str) -> str:
     if isinstance(exc, ConflictError):
         hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
         return (
-            f"{_target(exc).capitalize()} is busy or in a state that does not allow this ({upstream}). "
+            f"{_target(exc, capital=True)} is busy or in a state that does not allow this ({upstream}). "
             f"Wait for it to finish with {hint}, then retry; or stop it with cancel_agent_run."
         )
     if isinstance(exc, InvalidRequestError):

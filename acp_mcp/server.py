@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import CallToolResult, InputRequiredResult
 
 from . import __version__
 from .app import AppState
@@ -28,13 +29,29 @@ available as the resource in resourceUri."""
 RUN_RESOURCE = "acp://servers/{serverId}/runs/{resourceRunId}"
 
 
+class ACPServer(MCPServer):
+    """`MCPServer` that refuses the tools read-only mode leaves out, with a message that says why."""
+
+    refused_tools: frozenset[str] = frozenset()
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        if name in self.refused_tools:
+            raise ToolError(
+                f"{name} is disabled: this MCP server runs in read-only mode (ACP_MCP_READ_ONLY). "
+                "Only get_agent_run and list_agent_runs are available; ask the user if a run must be changed."
+            )
+        return await super().call_tool(name, arguments, context)
+
+
 def tool_description(fn: Any) -> str:
     """A tool's docstring as its description: dedented, each paragraph on one line."""
     paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
-def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> MCPServer:
+def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACPServer:
     """An MCP server exposing the run tools and the run resource for `settings`."""
 
     @asynccontextmanager
@@ -45,7 +62,7 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> MCP
         finally:
             await state.client.aclose()
 
-    server = MCPServer(
+    server = ACPServer(
         "acp-mcp",
         title="Computer Agents runs",
         version=__version__,
@@ -53,7 +70,9 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> MCP
         lifespan=lifespan,
         log_level=settings.log_level,
     )
-    for spec in TOOLS:
+    offered = [spec for spec in TOOLS if spec.read_only or not settings.read_only]
+    server.refused_tools = frozenset(spec.fn.__name__ for spec in TOOLS if spec not in offered)
+    for spec in offered:
         server.add_tool(
             spec.fn,
             name=spec.fn.__name__,

@@ -1,0 +1,196 @@
+"""Streamable HTTP for other agents: caller authentication, DNS-rebinding protection, serving.
+
+Security model: callers authenticate with their own bearer token (``ACP_MCP_HTTP_TOKEN``),
+compared in constant time; that token is never passed upstream, and nothing a caller sends
+can choose the platform key or the base URL. Listening beyond loopback without a token is
+refused. Host and Origin headers are checked against allow-lists (loopback names, the bind
+host, and ``ACP_MCP_ALLOWED_HOSTS`` / ``ACP_MCP_ALLOWED_ORIGINS``). Progress notifications need
+the SSE response mode, so JSON-only responses are never enabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import Iterator
+
+import anyio
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
+from .shutdown import run_until_signalled
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+ANY_ADDRESS = {"0.0.0.0", "::", ""}
+
+
+class BearerTokenMiddleware:
+    """Answers 401 to any HTTP request without ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._authorized(Headers(scope=scope).get("authorization", "")):
+            body = json.dumps({"error": "unauthorized", "error_description": "missing or invalid bearer token"})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b'Bearer realm="acp-mcp"'),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body.encode()})
+            return
+        await self._app(scope, receive, send)
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, presented = header.partition(" ")
+        # compare_digest runs in constant time for equal lengths; the token's length is not secret.
+        return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token)
+
+
+class InFlightRequests:
+    """ASGI middleware that can end every HTTP request in flight at once, and cleanly.
+
+    Each request runs in its own cancel scope. `cancel_all` cancels them; the scope absorbs the
+    cancellation, and the request is closed properly (a 503 if nothing was sent yet, else the end
+    of its stream), so shutdown neither waits for long calls nor leaves tracebacks behind.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._scopes: set[anyio.CancelScope] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        sent = {"start": False, "end": False}
+
+        async def tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["start"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                sent["end"] = True
+            await send(message)
+
+        with anyio.CancelScope() as cancel:
+            self._scopes.add(cancel)
+            try:
+                await self._app(scope, receive, tracked)
+            finally:
+                self._scopes.discard(cancel)
+        if not cancel.cancelled_caught or sent["end"]:
+            return
+        if not sent["start"]:
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"server shutting down"})
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def cancel_all(self) -> None:
+        """Cancel every request in flight."""
+        for scope in list(self._scopes):
+            scope.cancel()
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without a caller token."""
+    if settings.http_token is None and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without caller authentication: set {HTTP_TOKEN_VARIABLE} "
+            "to a long random token (callers send it as 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
+        )
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host and Origin allow-lists: loopback names, the bind host, and the configured extras."""
+    names = list(LOOPBACK_NAMES)
+    if settings.host not in ANY_ADDRESS and settings.host not in names:
+        names.append(settings.host if ":" not in settings.host else f"[{settings.host}]")
+    hosts = [f"{name}:*" for name in names] + names + list(settings.allowed_hosts)
+    origins = [f"http://{name}:*" for name in names] + [f"http://{name}" for name in names]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=origins + list(settings.allowed_origins),
+    )
+
+
+def http_app(server: MCPServer, settings: Settings) -> InFlightRequests:
+    """The streamable HTTP app at `MCP_PATH`, behind the caller token when one is set."""
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=settings.stateless,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
+    if settings.http_token is not None:
+        app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
+    return InFlightRequests(app)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve_http` owns the signals and the order of shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(server: MCPServer, settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; then cancel the calls in flight, end the MCP sessions, and stop."""
+    check_exposure(settings)
+    app = http_app(server, settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        log_config=None,
+    )
+    web = _Uvicorn(config)
+    logger.warning(
+        "serving MCP over streamable HTTP at http://%s:%d%s (%s%s)",
+        settings.host,
+        settings.port,
+        MCP_PATH,
+        "stateless" if settings.stateless else "stateful",
+        ", caller token required" if settings.http_token else "",
+    )
+    async with anyio.create_task_group() as group:
+        # The session manager is entered here, not in uvicorn's lifespan, so that on a signal the
+        # requests and sessions end first and uvicorn's graceful shutdown has nothing left to wait for.
+        async with server.session_manager.run():
+            stopped = anyio.Event()
+
+            async def serve_web() -> None:
+                try:
+                    await web.serve()
+                finally:
+                    stopped.set()
+
+            def stop() -> None:
+                app.cancel_all()
+                stopped.set()
+
+            group.start_soon(serve_web)
+            await run_until_signalled(stopped.wait, on_signal=stop)
+        web.should_exit = True
