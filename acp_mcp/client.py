@@ -222,7 +222,8 @@ class ACPClient:
         deadline: float | None = None,
     ) -> ApiResponse:
         key = self._check_ready()
-        labels = {"server_id": ids[0], "run_id": ids[1] if len(ids) > 1 else None}
+        operation = tail[0] if tail else ("get" if len(ids) > 1 else "start" if method == "POST" else "list")
+        labels = {"server_id": ids[0], "run_id": ids[1] if len(ids) > 1 else None, "operation": operation}
         path = self._path(ids, tail)
         headers = {"Authorization": f"Bearer {key}"}
         if method == "POST":

@@ -40,11 +40,15 @@ MAX_FIELD_CHARS = 300
 class ACPError(Exception):
     """Base class: any failure to get a usable answer from the ACP API."""
 
-    def __init__(self, message: str, *, server_id: str | None = None, run_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, server_id: str | None = None, run_id: str | None = None, operation: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.server_id = server_id
         self.run_id = run_id
+        self.operation = operation
+        """What was asked of the API: start, list, get, input, events or cancel."""
 
 
 class MissingAPIKeyError(ACPError):

@@ -89,6 +89,12 @@ def _status_message(exc: APIStatusError, base_url: str) -> str:
             else "Check the server id: it is the id of a resource with a connected agent runtime."
         )
         return f"{what} ({upstream}). {fix}"
+    if isinstance(exc, ConflictError) and exc.operation == "cancel":
+        hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
+        return (
+            f"{_target(exc, capital=True)} could not be cancelled ({upstream}); it has most likely finished "
+            f"already. Read its result with {hint}."
+        )
     if isinstance(exc, ConflictError):
         hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
         return (

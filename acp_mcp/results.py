@@ -1,11 +1,12 @@
 """What the model sees of a run: a small structured result and a readable text twin.
 
-Size rules (the README repeats them): the run's ``output`` is cut at `OUTPUT_CHARS`, each
-event's ``content`` at `EVENT_CHARS`, other text fields at `FIELD_CHARS`, ``metadata`` and
-``thread`` are dropped when their JSON passes `OBJECT_CHARS`; cuts end with an explicit marker.
-Only a window of ``maxEvents`` events is listed (the latest by default), with ``eventsTotal``
-and ``eventOffset`` so every other event can be paged to, and the full run stays one resource
-read away (`run_uri`). A 10,000-event, 10 MB run shapes to well under 25,000 characters.
+Size rules (the README repeats them): the run's ``output`` is cut at `OUTPUT_CHARS`; the listed
+events share `EVENTS_CHARS` of content (400 each for the default 20, up to all of it for one);
+other text fields are cut at `FIELD_CHARS`; ``metadata`` and ``thread`` are dropped when their
+JSON passes `OBJECT_CHARS`. Every cut ends with an explicit marker counting what was cut. Only a
+window of ``maxEvents`` events is listed (the latest by default), with ``eventsTotal`` and
+``eventOffset`` so every other event can be paged to, and the full run stays one resource read
+away (`run_uri`). Any result, text and structured together, stays under 25,000 characters.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from mcp.types import CallToolResult, ResourceLink, TextContent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .models import Event, Run, RunEnvelope
 
 OUTPUT_CHARS = 4_000
-EVENT_CHARS = 500
+EVENTS_CHARS = 8_000
+MIN_EVENT_CHARS = 200
 ERROR_CHARS = 1_000
 FIELD_CHARS = 300
 OBJECT_CHARS = 1_000
@@ -28,7 +30,7 @@ TEXT_OUTPUT_CHARS = 1_500
 TEXT_EVENTS = 5
 TEXT_EVENT_CHARS = 200
 DEFAULT_MAX_EVENTS = 20
-MAX_MAX_EVENTS = 50
+MAX_MAX_EVENTS = 40
 
 Outcome = Literal["started", "accepted", "continued", "fetched", "cancelled"]
 
@@ -38,6 +40,17 @@ def clip(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[:limit] + f"… [truncated: {len(text) - limit:,} more characters]"
+
+
+def preview(text: str | None, limit: int) -> str:
+    """A one-line preview: `text` cut to `limit` characters with an ellipsis."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def event_chars(count: int) -> int:
+    """How much of each event's content is shown when `count` events are listed."""
+    return min(EVENTS_CHARS, max(MIN_EVENT_CHARS, EVENTS_CHARS // max(count, 1)))
 
 
 def run_uri(server_id: str, run_id: str) -> str:
@@ -82,7 +95,14 @@ class RunView(BaseModel):
 
 
 class RunResult(BaseModel):
-    """A run as the tools return it."""
+    """A run as the tools return it; `text` holds its readable twin."""
+
+    _text: str = PrivateAttr(default="")
+
+    @property
+    def text(self) -> str:
+        """The readable twin, rendered by `shape_run`."""
+        return self._text
 
     serverId: str
     agentRuntimeId: str | None = None
@@ -134,7 +154,7 @@ def run_view(run: Run, notes: list[str]) -> RunView:
         error=clip(run.error, ERROR_CHARS),
         mode=clip(run.mode, FIELD_CHARS),
         title=clip(run.title, FIELD_CHARS),
-        input=clip(run.input, EVENT_CHARS),
+        input=clip(run.input, FIELD_CHARS),
         threadId=clip(run.threadId, FIELD_CHARS),
         metadata=_clip_object("run.metadata", run.metadata, notes),
         createdAt=clip(run.createdAt, FIELD_CHARS),
@@ -146,7 +166,7 @@ def run_view(run: Run, notes: list[str]) -> RunView:
     )
 
 
-def event_view(event: Event, limit: int = EVENT_CHARS) -> EventView:
+def event_view(event: Event, limit: int) -> EventView:
     """The event with its content cut to `limit`."""
     return EventView(
         id=clip(event.id, FIELD_CHARS),
@@ -170,27 +190,27 @@ def shape_run(
     server_id: str,
     outcome: Outcome,
     http_status: int | None,
-    waited: float,
+    waited: float = 0.0,
+    wait_expired: bool = False,
     max_events: int = DEFAULT_MAX_EVENTS,
     event_offset: int | None = None,
     notes: list[str] | None = None,
 ) -> RunResult:
-    """Build the model-facing result from an API envelope, applying every size rule."""
+    """Build the model-facing result and its text twin from an API envelope, applying every size rule."""
     notes = list(notes or [])
     run = envelope.run or Run()
-    run_id = run.id
-    events = envelope.events
-    listed: list[EventView] = []
-    start = 0
-    if events is not None:
-        start, stop = event_window(len(events), max_events, event_offset)
-        listed = [event_view(e) for e in events[start:stop]]
-        if start > 0 or stop < len(events):
-            notes.append(f"events {start}-{stop - 1} of {len(events)} listed; page with eventOffset")
-        if any(v.content is not e.content for v, e in zip(listed, events[start:stop], strict=True)):
-            notes.append(f"event contents cut to {EVENT_CHARS} characters")
+    events = envelope.events or []
+    start, stop = event_window(len(events), max_events, event_offset)
+    window = events[start:stop]
+    limit = event_chars(len(window))
+    listed = [event_view(e, limit) for e in window]
+    if envelope.events is not None and (start > 0 or stop < len(events)):
+        shown = f"events {start}-{stop - 1}" if window else "no events"
+        notes.append(f"{shown} of {len(events)} listed; page with eventOffset")
+    if any(len(e.content or "") > limit for e in window):
+        notes.append(f"event contents cut to {limit:,} characters")
     terminal = run.is_terminal
-    return RunResult(
+    result = RunResult(
         serverId=server_id,
         agentRuntimeId=clip(envelope.agentRuntimeId, FIELD_CHARS),
         outcome=outcome,
@@ -199,27 +219,20 @@ def shape_run(
         thread=_clip_object("thread", envelope.thread, notes),
         terminal=terminal,
         waitedSeconds=round(waited, 2),
-        waitExpired=not terminal and waited > 0,
+        waitExpired=wait_expired and not terminal,
         events=listed,
         eventOffset=start,
-        eventsTotal=None if events is None else len(events),
-        next=_next_step(server_id, run, terminal),
+        eventsTotal=None if envelope.events is None else len(events),
+        next=call_hint("get_agent_run", serverId=server_id, resourceRunId=run.id) if run.id and not terminal else None,
         notes=notes,
-        resourceUri=run_uri(server_id, run_id) if run_id else None,
+        resourceUri=run_uri(server_id, run.id) if run.id else None,
     )
+    result._text = render_text(result, run, window)
+    return result
 
 
-def _next_step(server_id: str, run: Run, terminal: bool) -> str | None:
-    if not run.id:
-        return None
-    if terminal:
-        return None
-    return call_hint("get_agent_run", serverId=server_id, resourceRunId=run.id)
-
-
-def render_text(result: RunResult) -> str:
-    """The same facts as readable text, for clients that show only text."""
-    run = result.run or RunView()
+def render_text(result: RunResult, run: Run, window: list[Event]) -> str:
+    """The same facts as readable text, cut from the originals, for clients that show only text."""
     status = f"HTTP {result.httpStatus}, {result.outcome}" if result.httpStatus else result.outcome
     lines = [f"Run {run.id or '(no id)'} on server {result.serverId}: {run.status or 'unknown status'} ({status})."]
     if result.waitExpired:
@@ -228,9 +241,9 @@ def render_text(result: RunResult) -> str:
         lines.append("Output: " + (clip(run.output, TEXT_OUTPUT_CHARS) or ""))
     if run.error:
         lines.append("Error: " + (clip(run.error, TEXT_OUTPUT_CHARS) or ""))
-    if result.events:
-        shown = result.events[-TEXT_EVENTS:]
-        first = result.eventOffset + len(result.events) - len(shown)
+    if window:
+        shown = window[-TEXT_EVENTS:]
+        first = result.eventOffset + len(window) - len(shown)
         lines.append(f"Events {first + 1}-{first + len(shown)} of {result.eventsTotal}:")
         lines.extend(
             f"- [{e.role or '?'}{'/' + e.logType if e.logType else ''}] {clip(e.content, TEXT_EVENT_CHARS) or ''}"
@@ -247,7 +260,7 @@ def render_text(result: RunResult) -> str:
 def render_list(result: RunListResult) -> str:
     """A run list as readable text, one line per run."""
     lines = [f"{result.count} run(s) on server {result.serverId}, newest first:"]
-    lines.extend(f"- {r.id}: {r.status} — {clip(r.title or r.input, 80) or ''}" for r in result.runs)
+    lines.extend(f"- {r.id}: {r.status} — {preview(r.title or r.input, 80)}" for r in result.runs)
     return "\n".join(lines)
 
 
@@ -256,7 +269,7 @@ def tool_result(structured: RunResult | RunListResult) -> CallToolResult:
     if isinstance(structured, RunListResult):
         content: list[Any] = [TextContent(type="text", text=render_list(structured))]
     else:
-        content = [TextContent(type="text", text=render_text(structured))]
+        content = [TextContent(type="text", text=structured.text)]
         if structured.resourceUri and structured.run and structured.run.id:
             content.append(
                 ResourceLink(

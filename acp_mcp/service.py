@@ -17,12 +17,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .client import ACPClient
 from .config import MAX_WAIT_SECONDS, Settings
 from .errors import ACPError, InvalidArgumentError, NotFoundError, RequestTimeout, UnconfirmedStartError
-from .models import Run, RunEnvelope
+from .models import Event, Run, RunEnvelope
 from .results import (
     DEFAULT_MAX_EVENTS,
     Outcome,
@@ -31,7 +32,7 @@ from .results import (
     run_view,
     shape_run,
 )
-from .waiting import PollPolicy, Report, wait_for_run
+from .waiting import Poll, PollPolicy, Report, wait_for_run
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,21 @@ MAX_METADATA_CHARS = 16_384
 FINAL_FETCH_SECONDS = 10.0
 """Budget for the one events fetch after a wait, on top of the wait itself."""
 
-Progress = Report
+EVENTS_POLL_LIMIT = 200
+"""Polls read ``/events`` (with the latest event) while a run has at most this many events."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One tool call's wait: when the call began and how long it may wait in all."""
+
+    began: float
+    wait: float
+
+    @property
+    def deadline(self) -> float:
+        """When the wait ends (monotonic seconds)."""
+        return self.began + self.wait
 
 
 async def no_progress(progress: float, total: float, message: str) -> None:
@@ -97,28 +112,15 @@ class RunService:
         self, server_id: str, body: dict[str, Any], *, wait: float, max_events: int, report: Report = no_progress
     ) -> RunResult:
         """Start a run, then wait for it within the budget."""
-        began = time.monotonic()
-        sync = body.get("mode") == "sync"
-        try:
-            status, envelope = await self.client.start_run(
-                server_id, body, http_timeout=wait if sync and wait else None
-            )
-        except RequestTimeout:
-            if not sync:
-                raise
-            envelope = await self._find_started(server_id, body, wait)
-            return await self._settle(
-                envelope,
-                server_id,
-                "fetched",
-                None,
-                began + wait,
-                max_events,
-                report,
-                notes=[f"the sync start did not answer within {wait:g}s; this is the run it started"],
-            )
-        outcome: Outcome = "accepted" if status == 202 else "started"
-        return await self._settle(envelope, server_id, outcome, status, began + wait, max_events, report)
+
+        async def send(http_timeout: float | None) -> tuple[int, RunEnvelope]:
+            return await self.client.start_run(server_id, body, http_timeout=http_timeout)
+
+        async def recover() -> RunEnvelope:
+            return await self._find_started(server_id, body, wait)
+
+        late = f"the sync start did not answer within {wait:g}s; this is the run it started"
+        return await self._post(server_id, body, send, recover, "started", late, wait, max_events, report)
 
     async def continue_run(
         self,
@@ -131,30 +133,15 @@ class RunService:
         report: Report = no_progress,
     ) -> RunResult:
         """Send input to a run, then wait for it within the budget."""
-        began = time.monotonic()
-        sync = body.get("mode") == "sync"
-        try:
-            status, envelope = await self.client.continue_run(
-                server_id, run_id, body, http_timeout=wait if sync and wait else None
-            )
-        except RequestTimeout:
-            if not sync:
-                raise
-            envelope = await self.client.get_run_events(
-                server_id, run_id, deadline=time.monotonic() + FINAL_FETCH_SECONDS
-            )
-            return await self._settle(
-                envelope,
-                server_id,
-                "fetched",
-                None,
-                began + wait,
-                max_events,
-                report,
-                notes=[f"the sync request did not answer within {wait:g}s; the run goes on on the platform"],
-            )
-        outcome: Outcome = "accepted" if status == 202 else "continued"
-        return await self._settle(envelope, server_id, outcome, status, began + wait, max_events, report)
+
+        async def send(http_timeout: float | None) -> tuple[int, RunEnvelope]:
+            return await self.client.continue_run(server_id, run_id, body, http_timeout=http_timeout)
+
+        async def recover() -> RunEnvelope:
+            return await self.client.get_run_events(server_id, run_id, deadline=time.monotonic() + FINAL_FETCH_SECONDS)
+
+        late = f"the sync request did not answer within {wait:g}s; the run goes on on the platform"
+        return await self._post(server_id, body, send, recover, "continued", late, wait, max_events, report)
 
     async def get(
         self,
@@ -167,10 +154,10 @@ class RunService:
         report: Report = no_progress,
     ) -> RunResult:
         """The run and a window of its events, after waiting for it within the budget."""
-        began = time.monotonic()
+        budget = Budget(time.monotonic(), wait)
         envelope = await self.client.get_run_events(server_id, run_id)
         return await self._settle(
-            envelope, server_id, "fetched", None, began + wait, max_events, report, event_offset=event_offset
+            envelope, server_id, "fetched", None, budget, max_events, report, event_offset=event_offset
         )
 
     async def list_runs(self, server_id: str, limit: int | None) -> RunListResult:
@@ -183,9 +170,7 @@ class RunService:
     async def cancel(self, server_id: str, run_id: str, *, max_events: int = DEFAULT_MAX_EVENTS) -> RunResult:
         """Cancel a run."""
         envelope = await self.client.cancel_run(server_id, run_id)
-        return shape_run(
-            envelope, server_id=server_id, outcome="cancelled", http_status=200, waited=0.0, max_events=max_events
-        )
+        return shape_run(envelope, server_id=server_id, outcome="cancelled", http_status=200, max_events=max_events)
 
     async def full_run(self, server_id: str, run_id: str) -> str:
         """The run with all its events, as the API sent it, as JSON text."""
@@ -194,33 +179,69 @@ class RunService:
 
     # -- shared steps ---------------------------------------------------------------------
 
+    async def _post(
+        self,
+        server_id: str,
+        body: dict[str, Any],
+        send: Callable[[float | None], Awaitable[tuple[int, RunEnvelope]]],
+        recover: Callable[[], Awaitable[RunEnvelope]],
+        done: Outcome,
+        late: str,
+        wait: float,
+        max_events: int,
+        report: Report,
+    ) -> RunResult:
+        """POST a start or an input, then settle. A sync request is bounded by the wait; when it
+        outlives it, `recover` finds the run so the caller still gets it, with the note `late`."""
+        budget = Budget(time.monotonic(), wait)
+        sync = body.get("mode") == "sync"
+        try:
+            status, envelope = await send(wait if sync and wait else None)
+        except RequestTimeout:
+            if not sync:
+                raise
+            return await self._settle(
+                await recover(), server_id, "fetched", None, budget, max_events, report, notes=[late], waited=wait
+            )
+        outcome: Outcome = "accepted" if status == 202 else done
+        waited = time.monotonic() - budget.began if sync else 0.0
+        return await self._settle(envelope, server_id, outcome, status, budget, max_events, report, waited=waited)
+
     async def _settle(
         self,
         envelope: RunEnvelope,
         server_id: str,
         outcome: Outcome,
         http_status: int | None,
-        deadline: float,
+        budget: Budget,
         max_events: int,
         report: Report,
         *,
         event_offset: int | None = None,
         notes: list[str] | None = None,
+        waited: float = 0.0,
     ) -> RunResult:
-        """Wait for the run until `deadline` if it is not terminal, then shape what is known."""
+        """Wait for the run while the budget lasts if it is not terminal, then shape what is known.
+
+        `waited` is time already spent waiting for the run (a sync request); polling adds to it.
+        """
         notes = list(notes or [])
         run = envelope.run
-        waited_from = time.monotonic()
-        remaining = deadline - waited_from
+        now = time.monotonic()
+        remaining = budget.deadline - now
         if run is not None and run.id and not run.is_terminal and remaining > 0:
+            offset = now - budget.began
+
+            async def report_whole_wait(progress: float, total: float, message: str) -> None:
+                await report(min(offset + progress, budget.wait), budget.wait, message)
+
+            poll = self._poller(server_id, run.id, envelope.events)
             try:
-                envelope = await wait_for_run(
-                    envelope, self._poller(server_id, run.id), report, seconds=remaining, policy=self.policy
-                )
+                envelope = await wait_for_run(envelope, poll, report_whole_wait, seconds=remaining, policy=self.policy)
             except ACPError as exc:
                 logger.warning("polling run %s stopped: %s", run.id, exc)
                 notes.append(f"checking the run's status failed ({type(exc).__name__}); call get_agent_run later")
-        waited = time.monotonic() - waited_from if remaining > 0 else 0.0
+            waited += time.monotonic() - now
         run = envelope.run
         if envelope.events is None and run is not None and run.id:
             try:
@@ -236,24 +257,33 @@ class RunService:
             outcome=outcome,
             http_status=http_status,
             waited=waited,
+            wait_expired=budget.wait > 0,
             max_events=max_events,
             event_offset=event_offset,
             notes=notes,
         )
 
-    def _poller(self, server_id: str, run_id: str) -> Callable[[float], Awaitable[RunEnvelope]]:
-        """Polls the light ``GET .../runs/{id}``, falling back to ``/events`` if it is missing."""
-        light = True
+    def _poller(self, server_id: str, run_id: str, events: list[Event] | None) -> Poll:
+        """Polls ``/events`` while the run has few events, else the light ``GET .../runs/{id}``.
+
+        ``/events`` is documented and carries the latest event for progress messages, but it
+        returns every event, so past `EVENTS_POLL_LIMIT` events the light GET keeps each poll
+        small (falling back to ``/events`` if the light GET is missing).
+        """
+        few_events = events is not None and len(events) <= EVENTS_POLL_LIMIT
+        light_exists = True
 
         async def poll(deadline: float) -> RunEnvelope:
-            nonlocal light
-            if light:
+            nonlocal few_events, light_exists
+            if not few_events and light_exists:
                 try:
                     return await self.client.get_run(server_id, run_id, deadline=deadline)
                 except NotFoundError:
                     logger.info("GET run %s gave 404; polling its events instead", run_id)
-                    light = False
-            return await self.client.get_run_events(server_id, run_id, deadline=deadline)
+                    light_exists = False
+            envelope = await self.client.get_run_events(server_id, run_id, deadline=deadline)
+            few_events = len(envelope.events or []) <= EVENTS_POLL_LIMIT
+            return envelope
 
         return poll
 
