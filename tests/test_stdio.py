@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -203,3 +205,49 @@ def test_a_bad_setting_stops_start_up_with_the_variable_named() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("acp-mcp: ACP_MCP_WAIT_SECONDS:")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_stdio_server_promptly_and_quietly_with_a_call_in_flight(
+    sandbox: RunningSandbox, signum: int
+) -> None:
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        _call(2, "start_agent_run", {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": 60}),
+    ]
+    with subprocess.Popen(
+        [sys.executable, "-m", "acp_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_sandbox_env(sandbox) | {"PATH": os.environ.get("PATH", "")},
+        text=True,
+    ) as process:
+        assert process.stdin and process.stdout
+        for message in messages:
+            process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == 1
+        deadline = time.monotonic() + 10
+        while not api_requests(sandbox, method="GET"):  # the call is waiting on the run
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        began = time.monotonic()
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=10)
+        elapsed = time.monotonic() - began
+
+    assert elapsed < 3
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in stdout.splitlines())
