@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
-class _Upstream(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class Event(_Upstream):
-    """One entry of a run's ``events[]``."""
+class EventFields(BaseModel):
+    """The documented fields of a run event."""
 
     id: str | None = None
     role: str | None = None
@@ -29,18 +25,17 @@ class Event(_Upstream):
     createdAt: str | None = None
 
 
-class Run(_Upstream):
-    """The ``run`` object."""
+class RunFields(BaseModel):
+    """The documented fields of a run."""
 
     id: str | None = None
-    serverId: str | None = None
-    threadId: str | None = None
+    status: str | None = Field(default=None, description="queued | running | completed | failed | cancelled")
+    output: str | None = None
+    error: str | None = None
+    mode: str | None = None
     title: str | None = None
     input: str | None = None
-    output: str | None = None
-    mode: str | None = None
-    status: str | None = None
-    error: str | None = None
+    threadId: str | None = None
     metadata: dict[str, Any] | None = None
     createdAt: str | None = None
     completedAt: str | None = None
@@ -48,6 +43,20 @@ class Run(_Upstream):
     threadBacked: bool | None = None
     threadStatus: str | None = None
     threadTitle: str | None = None
+
+
+class _Upstream(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Event(EventFields, _Upstream):
+    """One entry of a run's ``events[]``, unknown fields kept."""
+
+
+class Run(RunFields, _Upstream):
+    """The ``run`` object, unknown fields kept."""
+
+    serverId: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from mcp.types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel, Field, PrivateAttr
 
-from .models import Event, Run, RunEnvelope
+from .models import Event, EventFields, Run, RunEnvelope, RunFields
 
 OUTPUT_CHARS = 4_000
 EVENTS_CHARS = 8_000
@@ -63,35 +63,12 @@ def call_hint(tool: str, **arguments: Any) -> str:
     return f"{tool} {json.dumps({k: v for k, v in arguments.items() if v is not None})}"
 
 
-class EventView(BaseModel):
-    """One run event, content cut at the documented length."""
-
-    id: str | None = None
-    role: str | None = None
-    content: str | None = None
-    logType: str | None = None
-    logLevel: str | None = None
-    createdAt: str | None = None
+class EventView(EventFields):
+    """One run event, content cut to its share of the budget."""
 
 
-class RunView(BaseModel):
+class RunView(RunFields):
     """The run, text fields cut at the documented lengths."""
-
-    id: str | None = None
-    status: str | None = Field(default=None, description="queued | running | completed | failed | cancelled")
-    output: str | None = None
-    error: str | None = None
-    mode: str | None = None
-    title: str | None = None
-    input: str | None = None
-    threadId: str | None = None
-    metadata: dict[str, Any] | None = None
-    createdAt: str | None = None
-    completedAt: str | None = None
-    sessionProtocol: str | None = None
-    threadBacked: bool | None = None
-    threadStatus: str | None = None
-    threadTitle: str | None = None
 
 
 class RunResult(BaseModel):

@@ -22,6 +22,17 @@ from .conftest import API_KEY, SERVER_ID, api_requests, text_of
 pytestmark = pytest.mark.anyio
 
 
+HANDSHAKE = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {name: os.environ[name] for name in ("PYTHONPATH", "SYSTEMROOT") if name in os.environ}
     return env | extra
