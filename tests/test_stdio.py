@@ -139,17 +139,7 @@ def _call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, An
 
 def test_stdout_carries_only_json_rpc_and_logs_go_to_stderr_without_the_key(sandbox: RunningSandbox) -> None:
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *HANDSHAKE,
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         _call(3, "start_agent_run", {"serverId": SERVER_ID, "content": "purity", "mode": "sync"}),
         _call(4, "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_missing", "content": "x"}),
@@ -223,17 +213,7 @@ def test_a_signal_ends_the_stdio_server_promptly_and_quietly_with_a_call_in_flig
     sandbox: RunningSandbox, signum: int
 ) -> None:
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *HANDSHAKE,
         _call(2, "start_agent_run", {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": 60}),
     ]
     with subprocess.Popen(
