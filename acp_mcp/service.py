@@ -97,7 +97,12 @@ class RunService:
         if "content" not in body and "prompt" not in body:
             raise InvalidArgumentError("give content (the text for the agent) or prompt", field_name="content")
         if "metadata" in body:
-            size = len(json.dumps(body["metadata"], separators=(",", ":")))
+            try:
+                size = len(json.dumps(body["metadata"], separators=(",", ":"), allow_nan=False))
+            except ValueError:
+                raise InvalidArgumentError(
+                    "metadata must be plain JSON: NaN and Infinity are not allowed", field_name="metadata"
+                ) from None
             if size > MAX_METADATA_CHARS:
                 raise InvalidArgumentError(
                     f"metadata is {size:,} characters of JSON; the limit is {MAX_METADATA_CHARS:,}",

@@ -11,12 +11,12 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
 
 from .app import AppState
 from .config import MAX_WAIT_SECONDS
@@ -27,21 +27,38 @@ from .service import MAX_TEXT_CHARS, RunService
 
 logger = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    OptionalText = str | None
+else:
+    # Pydantic sees plain `str`: the SDK JSON-parses string arguments of any other declared type
+    # (a Claude Desktop workaround), which would turn the text "null" into None and '{"a": 1}' into
+    # a dict. `_null_passes` still accepts an explicit null, so the parameters stay optional.
+    OptionalText = str
+
+
+def _null_passes(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return None if value is None else handler(value)
+
+
+Nullable = WrapValidator(_null_passes)
+
 ServerId = Annotated[
-    str | None,
+    OptionalText,
     Field(
         description="Id of the server (resource) whose connected agent runtime runs the agent. "
         "Optional when the MCP server has ACP_SERVER_ID set.",
         max_length=256,
     ),
+    Nullable,
 ]
 RunId = Annotated[str, Field(description="Id of the run (run.id in earlier results).", max_length=256)]
-Content = Annotated[str | None, Field(description="Text for the agent.", max_length=MAX_TEXT_CHARS)]
+Content = Annotated[OptionalText, Field(description="Text for the agent.", max_length=MAX_TEXT_CHARS), Nullable]
 Prompt = Annotated[
-    str | None,
+    OptionalText,
     Field(description="Prompt text; an alternative to content, forwarded as given.", max_length=MAX_TEXT_CHARS),
+    Nullable,
 ]
-Title = Annotated[str | None, Field(description="Display title for the run.", max_length=1_000)]
+Title = Annotated[OptionalText, Field(description="Display title for the run.", max_length=1_000), Nullable]
 Mode = Annotated[
     Literal["sync", "async"] | None,
     Field(

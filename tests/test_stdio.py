@@ -143,14 +143,17 @@ def test_stdout_carries_only_json_rpc_and_logs_go_to_stderr_without_the_key(sand
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         _call(3, "start_agent_run", {"serverId": SERVER_ID, "content": "purity", "mode": "sync"}),
         _call(4, "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_missing", "content": "x"}),
+        _call(5, "start_agent_run", {"serverId": SERVER_ID, "content": "x", "metadata": {"score": float("nan")}}),
     ]
-    lines, stderr = _exchange(_sandbox_env(sandbox, ACP_MCP_LOG_LEVEL="DEBUG"), messages, {1, 2, 3, 4})
+    lines, stderr = _exchange(_sandbox_env(sandbox, ACP_MCP_LOG_LEVEL="DEBUG"), messages, {1, 2, 3, 4, 5})
 
     parsed = [json.loads(line) for line in lines]
     assert all(message["jsonrpc"] == "2.0" for message in parsed)
     responses = {message["id"]: message for message in parsed if "id" in message}
     assert responses[3]["result"]["isError"] is False
     assert responses[4]["result"]["isError"] is True
+    assert responses[5]["result"]["isError"] is True  # NaN reaches a Python server over stdio; it is refused
+    assert "NaN and Infinity are not allowed" in responses[5]["result"]["content"][0]["text"]
     assert "HTTP Request: POST" in stderr, "debug logs reach stderr"
     assert API_KEY not in stderr and API_KEY not in "".join(lines)
     assert "Traceback" not in stderr
