@@ -18,7 +18,7 @@ from urllib.parse import quote
 from mcp.types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel, Field, PrivateAttr
 
-from .models import Event, EventFields, Run, RunEnvelope, RunFields
+from .models import Event, EventFields, Run, RunEnvelope, RunFields, RunList
 
 OUTPUT_CHARS = 4_000
 EVENTS_CHARS = 8_000
@@ -31,6 +31,8 @@ TEXT_EVENTS = 5
 TEXT_EVENT_CHARS = 200
 DEFAULT_MAX_EVENTS = 20
 MAX_MAX_EVENTS = 40
+MAX_LIST_RUNS = 40
+LIST_TEXT_CHARS = 8_000
 
 Outcome = Literal["started", "accepted", "continued", "fetched", "cancelled"]
 
@@ -100,13 +102,28 @@ class RunResult(BaseModel):
     resourceUri: str | None = Field(default=None, description="resource with the full run and every event as JSON")
 
 
+class RunSummary(BaseModel):
+    """One run in a list: its id, status and short previews of its texts."""
+
+    id: str | None = None
+    status: str | None = None
+    mode: str | None = None
+    title: str | None = None
+    input: str | None = None
+    output: str | None = None
+    error: str | None = None
+    createdAt: str | None = None
+    completedAt: str | None = None
+
+
 class RunListResult(BaseModel):
     """The newest runs of a server."""
 
     serverId: str
     agentRuntimeId: str | None = None
-    runs: list[RunView]
-    count: int
+    runs: list[RunSummary]
+    count: int = Field(description="number of runs listed")
+    notes: list[str] = Field(default_factory=list, description="what was cut or left out")
 
 
 def _clip_object(name: str, value: dict[str, Any] | None, notes: list[str]) -> dict[str, Any] | None:
@@ -234,10 +251,37 @@ def render_text(result: RunResult, run: Run, window: list[Event]) -> str:
     return "\n".join(lines)
 
 
+def shape_list(listing: RunList, *, server_id: str, limit: int) -> RunListResult:
+    """At most `limit` runs, their long texts sharing `LIST_TEXT_CHARS`, cut with markers."""
+    runs = listing.items[:limit]
+    notes = [f"{len(listing.items) - limit} more runs were returned and left out"] if len(listing.items) > limit else []
+    each = min(FIELD_CHARS, max(40, LIST_TEXT_CHARS // (4 * max(len(runs), 1))))
+    summaries = [
+        RunSummary(
+            id=clip(run.id, FIELD_CHARS),
+            status=clip(run.status, FIELD_CHARS),
+            mode=clip(run.mode, FIELD_CHARS),
+            title=clip(run.title, each),
+            input=clip(run.input, each),
+            output=clip(run.output, each),
+            error=clip(run.error, each),
+            createdAt=clip(run.createdAt, FIELD_CHARS),
+            completedAt=clip(run.completedAt, FIELD_CHARS),
+        )
+        for run in runs
+    ]
+    if any(len(text or "") > each for run in runs for text in (run.title, run.input, run.output, run.error)):
+        notes.append(f"titles, inputs, outputs and errors cut to {each} characters; get_agent_run shows a run in full")
+    return RunListResult(
+        serverId=server_id, agentRuntimeId=listing.agentRuntimeId, runs=summaries, count=len(summaries), notes=notes
+    )
+
+
 def render_list(result: RunListResult) -> str:
     """A run list as readable text, one line per run."""
     lines = [f"{result.count} run(s) on server {result.serverId}, newest first:"]
     lines.extend(f"- {r.id}: {r.status} — {preview(r.title or r.input, 80)}" for r in result.runs)
+    lines.extend(f"Note: {note}" for note in result.notes)
     return "\n".join(lines)
 
 

@@ -26,10 +26,11 @@ from .errors import ACPError, InvalidArgumentError, NotFoundError, RequestTimeou
 from .models import Event, Run, RunEnvelope
 from .results import (
     DEFAULT_MAX_EVENTS,
+    MAX_LIST_RUNS,
     Outcome,
     RunListResult,
     RunResult,
-    run_view,
+    shape_list,
     shape_run,
 )
 from .waiting import Poll, PollPolicy, Report, wait_for_run
@@ -168,9 +169,7 @@ class RunService:
     async def list_runs(self, server_id: str, limit: int | None) -> RunListResult:
         """The server's newest runs."""
         listing = await self.client.list_runs(server_id, limit)
-        notes: list[str] = []
-        runs = [run_view(run, notes) for run in listing.items]
-        return RunListResult(serverId=server_id, agentRuntimeId=listing.agentRuntimeId, runs=runs, count=len(runs))
+        return shape_list(listing, server_id=server_id, limit=limit or MAX_LIST_RUNS)
 
     async def cancel(self, server_id: str, run_id: str, *, max_events: int = DEFAULT_MAX_EVENTS) -> RunResult:
         """Cancel a run."""

@@ -22,7 +22,7 @@ from .app import AppState
 from .config import MAX_WAIT_SECONDS
 from .errors import ACPError
 from .messages import UNEXPECTED, safe_message
-from .results import DEFAULT_MAX_EVENTS, MAX_MAX_EVENTS, RunListResult, RunResult, tool_result
+from .results import DEFAULT_MAX_EVENTS, MAX_LIST_RUNS, MAX_MAX_EVENTS, RunListResult, RunResult, tool_result
 from .service import MAX_TEXT_CHARS, RunService
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ EventOffset = Annotated[
     Field(description="Index of the first event to list, to page through older events (0 = the first).", ge=0),
 ]
 Limit = Annotated[
-    int | None, Field(description="How many runs to list, newest first (API default if omitted).", ge=1, le=100)
+    int | None,
+    Field(description="How many runs to list, newest first (API default if omitted).", ge=1, le=MAX_LIST_RUNS),
 ]
 
 RunToolResult = Annotated[CallToolResult, RunResult]

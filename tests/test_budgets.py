@@ -236,3 +236,27 @@ async def test_the_text_block_lists_at_most_five_events_each_cut_at_200_characte
         assert len(line) < len(prefix) + 40
     # The marker counts what the model does not see of the event: 1,000 - 200 characters.
     assert event_lines == ["- [assistant/message] " + _cut(event["content"], 200) for event in events[-5:]]
+
+
+async def test_a_list_of_the_most_runs_with_long_texts_stays_within_the_budget(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    server_id = "srv_many_long_runs"
+    async with connect(settings) as client:
+        for index in range(40):
+            await client.call_tool(
+                "start_agent_run",
+                {"serverId": server_id, "content": "/output 20000", "title": f"{index} " + "t" * 900, "mode": "sync"},
+            )
+        result = await client.call_tool("list_agent_runs", {"serverId": server_id, "limit": 40})
+
+    assert not result.is_error, text_of(result)
+    assert _size(result) < BUDGET_CHARS
+    structured = result.structured_content
+    assert structured["count"] == 40
+    first = structured["runs"][0]
+    assert first["title"] == "39 " + "t" * 47 + "… [truncated: 853 more characters]"
+    assert first["output"].startswith("x" * 0) and "… [truncated: 19,950 more characters]" in first["output"]
+    assert structured["notes"] == [
+        "titles, inputs, outputs and errors cut to 50 characters; get_agent_run shows a run in full"
+    ]

@@ -238,7 +238,8 @@ async def test_list_agent_runs_sends_limit_as_a_query_and_lists_the_newest_runs_
 
     assert not limited.is_error, text_of(limited)
     structured = limited.structured_content
-    assert set(structured) == {"serverId", "agentRuntimeId", "runs", "count"}
+    assert set(structured) == {"serverId", "agentRuntimeId", "runs", "count", "notes"}
+    assert structured["notes"] == []
     assert (structured["serverId"], structured["agentRuntimeId"], structured["count"]) == (server_id, "art_sandbox", 2)
     assert [(r["id"], r["status"], r["input"]) for r in structured["runs"]] == [
         (run_ids[2], "completed", "three"),

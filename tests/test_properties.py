@@ -51,7 +51,7 @@ MAX_TITLE = 1_000
 MAX_METADATA_JSON = 16_384
 MAX_EVENTS = 40
 MAX_WAIT = 600.0
-MAX_LIMIT = 100
+MAX_LIMIT = 40
 
 PROPERTY = settings(
     deadline=None,
@@ -388,7 +388,7 @@ def tool_calls(draw: Callable[..., Any]) -> tuple[str, dict[str, Any], set[str]]
     tool=st.sampled_from(TOOLS),
     server_id=ids | st.none(),
     run_id=ids | st.none(),
-    limit=st.none() | st.integers(1, 100),
+    limit=st.none() | st.integers(1, MAX_LIMIT),
 )
 @example(tool="start_agent_run", server_id="null", run_id=None, limit=None)
 @example(tool="list_agent_runs", server_id="[1]", run_id=None, limit=None)
