@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", dest="sandbox_host", default="127.0.0.1", help="address to listen on")
     sandbox.add_argument("--port", dest="sandbox_port", type=int, default=8765, help="port to listen on")
     sandbox.add_argument(
-        "--pace", dest="sandbox_pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per step"
+        "--pace", dest="standalone_pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per step"
     )
     return parser
 

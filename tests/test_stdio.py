@@ -6,12 +6,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -245,3 +247,33 @@ def test_a_signal_ends_the_stdio_server_promptly_and_quietly_with_a_call_in_flig
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in stdout.splitlines())
+
+
+def test_the_standalone_sandbox_prints_its_url_and_key_serves_runs_and_stops_on_sigterm() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with subprocess.Popen(
+        [sys.executable, "-m", "acp_mcp", "sandbox", "--port", str(port), "--pace", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(PATH=os.environ.get("PATH", "")),
+        text=True,
+    ) as process:
+        assert process.stdout
+        base_line, key_line = process.stdout.readline().strip(), process.stdout.readline().strip()
+        assert base_line == f"COMPUTER_AGENTS_BASE_URL=http://127.0.0.1:{port}/v1"
+        key = key_line.removeprefix("COMPUTER_AGENTS_API_KEY=")
+        assert key_line.startswith("COMPUTER_AGENTS_API_KEY=sandbox-") and len(key) > 20
+        response = httpx2.post(
+            f"http://127.0.0.1:{port}/v1/servers/s1/runtime/agent/runs",
+            json={"content": "standalone", "mode": "sync"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+
+    assert response.status_code == 201
+    assert response.json()["run"]["output"] == "Echo: standalone"
+    assert process.returncode == 0
+    assert "Traceback" not in stderr

@@ -1,0 +1,1 @@
+"""Release and packaging helpers (not part of the installed package)."""

@@ -1,0 +1,105 @@
+"""Helpers for the tests that drive the server with external tools (Node clients, the bundle, a proxy).
+
+The Node tools (MCP Inspector CLI, conformance suite, mcpb) are pinned in ``package.json`` /
+``package-lock.json`` and installed into ``node_modules`` by ``npm ci``. Tests that need them fail
+(never skip) when they are missing, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_BIN = ROOT / "node_modules" / ".bin"
+
+
+def node_tool(name: str) -> Path:
+    """The path of a pinned Node tool's executable; the test fails if `npm ci` has not been run."""
+    path = NODE_BIN / (f"{name}.cmd" if sys.platform == "win32" else name)
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `npm ci` in {ROOT} (installs the pinned MCP client tools)", pytrace=False)
+    return path
+
+
+def node_env(home: Path) -> dict[str, str]:
+    """Environment for a Node tool: a disposable HOME (the Inspector writes ~/.mcp-inspector), no npm chatter."""
+    env = {name: os.environ[name] for name in ("PATH", "SYSTEMROOT", "TMPDIR", "LANG") if name in os.environ}
+    return env | {"HOME": str(home), "USERPROFILE": str(home), "NO_COLOR": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """Environment for a server subprocess run from this checkout (also when it is not installed)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {name: os.environ[name] for name in ("PATH", "SYSTEMROOT") if name in os.environ}
+    return env | {"PYTHONPATH": path} | extra
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(process: subprocess.Popen[str], port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "server did not start listening"
+            time.sleep(0.05)
+
+
+@dataclass
+class HttpServer:
+    process: subprocess.Popen[str]
+    url: str
+
+
+@contextmanager
+def http_server(*args: str, **env: str) -> Iterator[HttpServer]:
+    """``python -m acp_mcp --transport streamable-http`` on a free loopback port; stopped with SIGTERM."""
+    port = free_port()
+    command = [sys.executable, "-m", "acp_mcp", "--transport", "streamable-http", "--port", str(port), *args]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=python_env(**env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_listening(process, port)
+        yield HttpServer(process, f"http://127.0.0.1:{port}/mcp")
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def run_json(command: list[str], *, env: dict[str, str], timeout: float = 60) -> tuple[int, object, str]:
+    """Run a command printing one JSON document; return exit code, the parsed stdout (or raw text) and stderr."""
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        out: object = json.loads(done.stdout)
+    except ValueError:
+        out = done.stdout
+    return done.returncode, out, done.stderr

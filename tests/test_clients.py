@@ -1,0 +1,142 @@
+"""Real MCP clients other than the Python SDK: the MCP Inspector CLI and the MCP conformance suite.
+
+Both are Node tools pinned in package.json (``npm ci``). The Inspector drives the server over stdio
+(a new server process per call, all pointed at the session's sandbox so runs persist between
+calls) and over streamable HTTP, through a full start -> continue -> get -> cancel flow. The
+conformance suite runs over streamable HTTP with ``tests/conformance-baseline.yml``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acp_mcp.sandbox import RunningSandbox
+
+from ._tooling import ROOT, HttpServer, http_server, node_env, node_tool, run_json
+from .conftest import API_KEY, SERVER_ID
+
+TOOL_NAMES = ["start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"]
+CALLER_TOKEN = "inspector-caller-token-7d1e"
+BASELINE = ROOT / "tests" / "conformance-baseline.yml"
+
+
+@pytest.fixture(scope="module")
+def shared_http(running_sandbox: RunningSandbox) -> Iterator[HttpServer]:
+    with http_server(
+        COMPUTER_AGENTS_API_KEY=API_KEY,
+        COMPUTER_AGENTS_BASE_URL=running_sandbox.base_url,
+        ACP_SERVER_ID=SERVER_ID,
+        ACP_MCP_HTTP_TOKEN=CALLER_TOKEN,
+    ) as server:
+        yield server
+
+
+class Inspector:
+    """``mcp-inspector --cli`` against one server, stdio or HTTP; each call is a separate Inspector run."""
+
+    def __init__(self, target: list[str], home: Path) -> None:
+        self.command = [str(node_tool("mcp-inspector")), "--cli"]
+        self.target = target
+        self.env = node_env(home)
+
+    def run(self, *method: str) -> tuple[int, Any, str]:
+        # stdio targets end with `--` and the server's command, so the method options go first
+        command = [*self.command, "--format", "json", "-q", *method, *self.target]
+        return run_json(command, env=self.env)
+
+    def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        args = json.dumps(arguments)
+        code, out, err = self.run("--method", "tools/call", "--tool-name", tool, "--tool-args-json", args)
+        assert code == 0, f"exit {code}: {err}"
+        assert isinstance(out, dict), out
+        result: dict[str, Any] = out["result"]
+        assert result["isError"] is False
+        return result["structuredContent"]  # type: ignore[no-any-return]
+
+
+def stdio_inspector(sandbox: RunningSandbox, home: Path) -> Inspector:
+    env = {
+        "COMPUTER_AGENTS_API_KEY": API_KEY,
+        "COMPUTER_AGENTS_BASE_URL": sandbox.base_url,
+        "ACP_SERVER_ID": SERVER_ID,
+        "PYTHONPATH": str(ROOT),
+    }
+    options = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
+    return Inspector([*options, "--cwd", str(ROOT), "--", sys.executable, "-m", "acp_mcp"], home)
+
+
+def http_inspector(server: HttpServer, home: Path) -> Inspector:
+    return Inspector(
+        ["--server-url", server.url, "--transport", "http", "--header", f"Authorization: Bearer {CALLER_TOKEN}"], home
+    )
+
+
+@pytest.fixture(params=["stdio", "streamable-http"])
+def inspector(request: pytest.FixtureRequest, sandbox: RunningSandbox, tmp_path: Path) -> Inspector:
+    if request.param == "stdio":
+        return stdio_inspector(sandbox, tmp_path)
+    return http_inspector(request.getfixturevalue("shared_http"), tmp_path)
+
+
+def test_inspector_lists_the_tools_and_strict_finds_no_portability_problem(inspector: Inspector) -> None:
+    code, out, err = inspector.run("--method", "tools/list", "--strict")
+    assert code == 0, f"exit {code}: {err}"
+    assert isinstance(out, dict), out
+    assert [tool["name"] for tool in out["result"]["tools"]] == TOOL_NAMES
+
+
+def test_inspector_runs_start_continue_get_and_cancel(inspector: Inspector) -> None:
+    started = inspector.call("start_agent_run", {"content": "hello from the inspector", "mode": "sync"})
+    run_id = started["run"]["id"]
+    assert (started["outcome"], started["run"]["output"]) == ("started", "Echo: hello from the inspector")
+
+    continued = inspector.call("continue_agent_run", {"resourceRunId": run_id, "content": "and more", "mode": "sync"})
+    assert (continued["outcome"], continued["run"]["id"]) == ("continued", run_id)
+    assert continued["run"]["output"] == "Echo: and more"
+
+    fetched = inspector.call("get_agent_run", {"resourceRunId": run_id, "waitSeconds": 0})
+    assert (fetched["outcome"], fetched["run"]["status"], fetched["terminal"]) == ("fetched", "completed", True)
+    assert [event["content"] for event in fetched["events"] if event["role"] == "user"] == [
+        "hello from the inspector",
+        "and more",
+    ]
+
+    hanging = inspector.call("start_agent_run", {"content": "/hang", "waitSeconds": 0})
+    assert hanging["terminal"] is False
+    cancelled = inspector.call("cancel_agent_run", {"resourceRunId": hanging["run"]["id"]})
+    assert (cancelled["outcome"], cancelled["run"]["status"]) == ("cancelled", "cancelled")
+
+
+def test_inspector_exits_5_on_a_tool_error(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    code, _, err = stdio_inspector(sandbox, tmp_path).run(
+        "--method", "tools/call", "--tool-name", "get_agent_run", "--tool-args-json", '{"resourceRunId": "run_nope"}'
+    )
+    assert code == 5, err
+    assert "tool_is_error" in err
+
+
+def test_conformance_suite_passes_except_the_fixture_only_scenarios(
+    running_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    with http_server(
+        COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=running_sandbox.base_url, ACP_SERVER_ID=SERVER_ID
+    ) as server:
+        command = [str(node_tool("conformance")), "server", "--url", server.url, "--expected-failures", str(BASELINE)]
+        code, out, err = run_json([*command, "-o", str(results)], env=node_env(tmp_path), timeout=120)
+
+    failed = set()
+    for checks in results.glob("server-*/checks.json"):
+        scenario = checks.parent.name.removeprefix("server-").rsplit("-", 6)[0]  # drop the -YYYY-MM-DDTHH-MM-SS-mmmZ
+        if any(check["status"] == "FAILURE" for check in json.loads(checks.read_text())):
+            failed.add(scenario)
+    baseline = {line.strip()[2:] for line in BASELINE.read_text().splitlines() if line.strip().startswith("- ")}
+    assert failed == baseline, f"unexpected failures: {failed - baseline}; now passing: {baseline - failed}"
+    assert code == 0, f"{out}\n{err}"
+    assert "Baseline check passed" in str(out)
