@@ -127,8 +127,7 @@ async def test_async_continue_reports_202_accepted_and_waits_for_the_turn(
     assert result.structured_content["run"]["output"] == "Echo: later"
     methods_and_paths = [(r.method, r.path.rsplit("/", 1)[-1]) for r in api_requests(sandbox)]
     assert methods_and_paths[0] == ("POST", "input")
-    assert methods_and_paths[-1] == ("GET", "events")
-    assert all(m == ("GET", run_id) for m in methods_and_paths[1:-1])
+    assert len(methods_and_paths) >= 2 and set(methods_and_paths[1:]) == {("GET", "events")}  # polls, no refetch
 
 
 async def test_omitted_mode_is_sent_as_async_and_awaited(settings: Settings, sandbox: RunningSandbox) -> None:
