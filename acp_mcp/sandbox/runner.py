@@ -65,9 +65,13 @@ class _TransportProtocol(H11Protocol):
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind a listening socket (port 0 picks a free one)."""
+    """Bind a listening socket (port 0 picks a free one).
+
+    ``proto=IPPROTO_TCP`` matters: asyncio sets TCP_NODELAY on accepted connections only when the
+    listening socket says TCP, and without it every response waits out a 40 ms delayed ACK.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
