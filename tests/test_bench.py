@@ -1,7 +1,7 @@
 """The benchmark suite stays runnable: ``python -m bench --quick`` runs every section and writes its JSON.
 
 The quick mode uses minimal sample counts; its figures mean nothing. The measurement is
-``python -m bench`` (see bench/RESULTS.md).
+``python -m bench`` (figures in the README's performance section).
 """
 
 from __future__ import annotations
