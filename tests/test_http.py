@@ -232,3 +232,20 @@ async def test_a_signal_ends_the_http_server_promptly_with_a_call_in_flight(
     assert time.monotonic() - began < 5
     assert code in (0, -signum, 128 + signum), stderr
     assert "Traceback" not in stderr
+
+
+async def test_configured_host_names_and_origins_are_accepted_and_others_still_refused(sandbox: RunningSandbox) -> None:
+    allowed = ("--allowed-hosts", "mcp.example.internal", "--allowed-origins", "https://app.example.internal")
+    with http_server(sandbox, *allowed) as server:
+        async with httpx2.AsyncClient() as http:
+
+            async def status(**headers: str) -> int:
+                response = await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS | headers)
+                return response.status_code
+
+            named = await status(Host="mcp.example.internal")
+            from_app = await status(Origin="https://app.example.internal")
+            other_host = await status(Host="other.example.internal")
+            other_origin = await status(Origin="https://evil.example")
+
+    assert (named, from_app, other_host, other_origin) == (200, 200, 421, 403)
