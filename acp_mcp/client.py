@@ -16,11 +16,12 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .config import Settings, is_loopback
@@ -46,20 +47,23 @@ from .redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
+Parsed = TypeVar("Parsed", bound=BaseModel)
+
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 """Largest success body read (a 10,000-event, 10 MB run is about 12 MB of JSON)."""
 MAX_ERROR_BYTES = 64 * 1024
 """Largest error body read; only the envelope's short fields are kept."""
 MAX_ID_LENGTH = 256
-RETRYABLE_GET_STATUSES = frozenset({429, 502, 503, 504})
+RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
+"""5xx statuses a GET is retried on (429 is retried for every method)."""
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Jittered exponential backoff; ``Retry-After`` wins when the API sends it.
 
-    Retries only happen while they fit in the caller's deadline, so they never stretch a tool
-    call past its wait budget.
+    Retries only happen while they fit in the request's deadline, which the service sets from the
+    tool call's budget.
     """
 
     attempts: int = 4
@@ -123,11 +127,6 @@ class ACPClient:
         self._retry = retry or RetryPolicy()
         self._http: httpx2.AsyncClient | None = None
 
-    @property
-    def base_url(self) -> str:
-        """The API base URL, ending in ``/v1``."""
-        return self._settings.base_url
-
     def _client(self) -> httpx2.AsyncClient:
         if self._http is None:
             timeout = self._settings.request_timeout
@@ -146,51 +145,42 @@ class ACPClient:
             await http.aclose()
 
     # -- endpoints ---------------------------------------------------------------------------
+    # `deadline` (monotonic seconds) bounds each call, retries included; `sync` lets a POST's one
+    # request run until the deadline instead of the usual request timeout (the API answers a sync
+    # request when the agent's turn is done).
 
     async def start_run(
-        self, server_id: str, body: dict[str, Any], *, http_timeout: float | None = None, deadline: float | None = None
+        self, server_id: str, body: dict[str, Any], *, deadline: float | None = None, sync: bool = False
     ) -> tuple[int, RunEnvelope]:
         """``POST /servers/{serverId}/runtime/agent/runs``: 201 started or 202 accepted."""
-        response = await self._request(
-            "POST", (server_id,), (), body=body, http_timeout=http_timeout, deadline=deadline
-        )
-        return response.status, RunEnvelope.model_validate(response.data)
+        return await self._request("POST", (server_id,), (), RunEnvelope, body=body, deadline=deadline, long=sync)
 
     async def continue_run(
-        self,
-        server_id: str,
-        run_id: str,
-        body: dict[str, Any],
-        *,
-        http_timeout: float | None = None,
-        deadline: float | None = None,
+        self, server_id: str, run_id: str, body: dict[str, Any], *, deadline: float | None = None, sync: bool = False
     ) -> tuple[int, RunEnvelope]:
         """``POST .../runs/{resourceRunId}/input``: 200 continued or 202 accepted."""
-        response = await self._request(
-            "POST", (server_id, run_id), ("input",), body=body, http_timeout=http_timeout, deadline=deadline
+        return await self._request(
+            "POST", (server_id, run_id), ("input",), RunEnvelope, body=body, deadline=deadline, long=sync
         )
-        return response.status, RunEnvelope.model_validate(response.data)
 
     async def get_run(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
         """``GET .../runs/{resourceRunId}``: the run without its events (a light status poll)."""
-        response = await self._request("GET", (server_id, run_id), (), deadline=deadline)
-        return RunEnvelope.model_validate(response.data)
+        return (await self._request("GET", (server_id, run_id), (), RunEnvelope, deadline=deadline))[1]
 
     async def get_run_events(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
         """``GET .../runs/{resourceRunId}/events``: the run with all of its events."""
-        response = await self._request("GET", (server_id, run_id), ("events",), deadline=deadline)
-        return RunEnvelope.model_validate(response.data)
+        return (await self._request("GET", (server_id, run_id), ("events",), RunEnvelope, deadline=deadline))[1]
 
     async def list_runs(self, server_id: str, limit: int | None = None, *, deadline: float | None = None) -> RunList:
         """``GET /servers/{serverId}/runtime/agent/runs?limit=``: newest runs first."""
         params = {"limit": str(limit)} if limit is not None else None
-        response = await self._request("GET", (server_id,), (), params=params, deadline=deadline)
-        return RunList.model_validate(response.data)
+        return (await self._request("GET", (server_id,), (), RunList, params=params, deadline=deadline))[1]
 
-    async def cancel_run(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
+    async def cancel_run(
+        self, server_id: str, run_id: str, *, deadline: float | None = None
+    ) -> tuple[int, RunEnvelope]:
         """``POST .../runs/{resourceRunId}/cancel`` with an empty JSON body."""
-        response = await self._request("POST", (server_id, run_id), ("cancel",), body={}, deadline=deadline)
-        return RunEnvelope.model_validate(response.data)
+        return await self._request("POST", (server_id, run_id), ("cancel",), RunEnvelope, body={}, deadline=deadline)
 
     # -- the chokepoint ------------------------------------------------------------------------
 
@@ -198,9 +188,9 @@ class ACPClient:
         key = self._settings.api_key
         if key is None:
             raise MissingAPIKeyError("No API key is configured")
-        host = urlsplit(self._settings.base_url).hostname or ""
-        if self._settings.base_url.startswith("http://") and not is_loopback(host):
-            raise InsecureBaseURLError(f"Refusing to send the API key over plain http to {host}")
+        parts = urlsplit(self._settings.base_url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            raise InsecureBaseURLError(f"Refusing to send the API key over plain http to {parts.hostname}")
         return key.get_secret_value()
 
     def _path(self, ids: tuple[str, ...], tail: tuple[str, ...]) -> str:
@@ -215,12 +205,14 @@ class ACPClient:
         method: str,
         ids: tuple[str, ...],
         tail: tuple[str, ...],
+        model: type[Parsed],
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
-        http_timeout: float | None = None,
         deadline: float | None = None,
-    ) -> ApiResponse:
+        long: bool = False,
+    ) -> tuple[int, Parsed]:
+        """Send one logical request (retrying what is safe within `deadline`) and parse it as `model`."""
         key = self._check_ready()
         operation = tail[0] if tail else ("get" if len(ids) > 1 else "start" if method == "POST" else "list")
         labels = {"server_id": ids[0], "run_id": ids[1] if len(ids) > 1 else None, "operation": operation}
@@ -232,9 +224,21 @@ class ACPClient:
             deadline = time.monotonic() + 2 * self._settings.request_timeout
         attempt = 0
         while True:
-            seconds = http_timeout or min(self._settings.request_timeout, max(deadline - time.monotonic(), 2.0))
+            left = deadline - time.monotonic()
+            seconds = left if long else min(self._settings.request_timeout, left)
             try:
-                return await self._send(method, path, headers, body, params, seconds, labels)
+                if seconds <= 0:
+                    raise RequestTimeout(f"No time left to ask {self._settings.base_url}", **labels)
+                response = await self._send(method, path, headers, body, params, seconds, labels)
+                try:
+                    return response.status, model.model_validate(response.data)
+                except ValidationError as exc:
+                    fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
+                    raise InvalidResponseError(
+                        f"HTTP {response.status} answer has fields of the wrong type ({fields})",
+                        status=response.status,
+                        **labels,
+                    ) from None
             except ACPError as exc:
                 delay = self._retry_delay(method, exc, attempt)
                 if delay is None or time.monotonic() + delay >= deadline:
@@ -288,6 +292,7 @@ class ACPClient:
                 try:
                     cap = MAX_RESPONSE_BYTES if response.is_success else MAX_ERROR_BYTES
                     raw = await _read_capped(response, cap)
+                    raw = self._redact.bytes(raw) if raw else raw  # nothing the API echoes may carry the key
                 finally:
                     await response.aclose()
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
@@ -327,6 +332,8 @@ def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, A
         location = response.headers.get("location")
         location = redact(location) if location else location
         raise RedirectError(f"HTTP {status} redirect to {location!r}", status=status, location=location, **labels)
+    if status == 204:
+        return ApiResponse(status, {})
     if response.is_success:
         if raw is None:
             raise InvalidResponseError(

@@ -197,6 +197,7 @@ def normalize_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"COMPUTER_AGENTS_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}")
+    url = parts.scheme + url[len(parts.scheme) :]  # urlsplit lowercases the scheme: keep one spelling
     return url if url.endswith("/v1") else url + "/v1"
 
 

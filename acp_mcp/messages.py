@@ -95,11 +95,17 @@ def _status_message(exc: APIStatusError, base_url: str) -> str:
             f"{_target(exc, capital=True)} could not be cancelled ({upstream}); it has most likely finished "
             f"already. Read its result with {hint}."
         )
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError) and exc.run_id:
         hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
         return (
             f"{_target(exc, capital=True)} is busy or in a state that does not allow this ({upstream}). "
             f"Wait for it to finish with {hint}, then retry; or stop it with cancel_agent_run."
+        )
+    if isinstance(exc, ConflictError):
+        hint = call_hint("list_agent_runs", serverId=exc.server_id)
+        return (
+            f"{_target(exc, capital=True)} does not allow this now ({upstream}). "
+            f"See its runs with {hint}; wait for a running one to finish, then retry."
         )
     if isinstance(exc, InvalidRequestError):
         fields = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in exc.envelope.details)
@@ -150,18 +156,24 @@ def describe(exc: ACPError, *, base_url: str) -> str:
             "then retry."
         )
     if isinstance(exc, RequestTimeout):
-        return (
-            f"The ACP API at {base_url} did not answer in time. Retry later; if the call started work, "
-            "check it first with get_agent_run or list_agent_runs."
-        )
+        return f"The ACP API at {base_url} did not answer in time. Retry later."
     if isinstance(exc, ProtocolError):
-        return (
-            f"The connection to the ACP API at {base_url} broke mid-answer. Retry; if the call started work, "
-            "check it first with list_agent_runs."
-        )
+        return f"The connection to the ACP API at {base_url} broke mid-answer. Retry."
     return UNEXPECTED
 
 
+def _check_before_retrying(exc: ACPError) -> str:
+    """For a start or input whose fate is unknown: how to check whether it happened."""
+    unknown = isinstance(exc, (ServerError, RequestTimeout, ProtocolError, InvalidResponseError))
+    if not unknown or exc.operation not in {"start", "input"}:
+        return ""
+    if exc.operation == "start":
+        hint = call_hint("list_agent_runs", serverId=exc.server_id)
+        return f" The run may have been started anyway: check with {hint} before starting it again."
+    hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
+    return f" The input may have been taken anyway: check with {hint} before sending it again."
+
+
 def safe_message(exc: ACPError, *, base_url: str, redact: Redactor) -> str:
-    """`describe` with every registered secret masked."""
-    return redact(describe(exc, base_url=base_url))
+    """`describe`, plus how to check a start or input of unknown fate, with every secret masked."""
+    return redact(describe(exc, base_url=base_url) + _check_before_retrying(exc))

@@ -28,6 +28,14 @@ class Redactor:
                 text = text.replace(secret, MASK)
         return text
 
+    def bytes(self, data: bytes) -> bytes:
+        """The same for a raw body, before it is decoded (secrets are ASCII, as JSON keeps them)."""
+        for secret in self._secrets:
+            encoded = secret.encode()
+            if encoded in data:
+                data = data.replace(encoded, MASK.encode())
+        return data
+
 
 class RedactingFilter(logging.Filter):
     """A logging filter that renders each record's message once and redacts it."""

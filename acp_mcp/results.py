@@ -26,6 +26,8 @@ MIN_EVENT_CHARS = 200
 ERROR_CHARS = 1_000
 FIELD_CHARS = 300
 OBJECT_CHARS = 1_000
+EVENT_FIELD_CHARS = 80
+"""Longest event id, role, logType, logLevel or createdAt shown."""
 TEXT_OUTPUT_CHARS = 1_500
 TEXT_EVENTS = 5
 TEXT_EVENT_CHARS = 200
@@ -142,8 +144,8 @@ def run_view(run: Run, notes: list[str]) -> RunView:
     if output is not run.output:
         notes.append(f"run.output cut to {OUTPUT_CHARS:,} of {len(run.output or ''):,} characters")
     return RunView(
-        id=run.id,
-        status=run.status,
+        id=clip(run.id, FIELD_CHARS),
+        status=clip(run.status, FIELD_CHARS),
         output=output,
         error=clip(run.error, ERROR_CHARS),
         mode=clip(run.mode, FIELD_CHARS),
@@ -163,12 +165,12 @@ def run_view(run: Run, notes: list[str]) -> RunView:
 def event_view(event: Event, limit: int) -> EventView:
     """The event with its content cut to `limit`."""
     return EventView(
-        id=clip(event.id, FIELD_CHARS),
-        role=clip(event.role, FIELD_CHARS),
+        id=clip(event.id, EVENT_FIELD_CHARS),
+        role=clip(event.role, EVENT_FIELD_CHARS),
         content=clip(event.content, limit),
-        logType=clip(event.logType, FIELD_CHARS),
-        logLevel=clip(event.logLevel, FIELD_CHARS),
-        createdAt=clip(event.createdAt, FIELD_CHARS),
+        logType=clip(event.logType, EVENT_FIELD_CHARS),
+        logLevel=clip(event.logLevel, EVENT_FIELD_CHARS),
+        createdAt=clip(event.createdAt, EVENT_FIELD_CHARS),
     )
 
 
@@ -227,10 +229,11 @@ def shape_run(
 
 def render_text(result: RunResult, run: Run, window: list[Event]) -> str:
     """The same facts as readable text, cut from the originals, for clients that show only text."""
+    view = result.run or RunView()
     status = f"HTTP {result.httpStatus}, {result.outcome}" if result.httpStatus else result.outcome
-    lines = [f"Run {run.id or '(no id)'} on server {result.serverId}: {run.status or 'unknown status'} ({status})."]
+    lines = [f"Run {view.id or '(no id)'} on server {result.serverId}: {view.status or 'unknown status'} ({status})."]
     if result.waitExpired:
-        lines.append(f"Still {run.status} after waiting {result.waitedSeconds:g}s; the run goes on on the platform.")
+        lines.append(f"Still {view.status} after waiting {result.waitedSeconds:g}s; the run goes on on the platform.")
     if run.output is not None:
         lines.append("Output: " + (clip(run.output, TEXT_OUTPUT_CHARS) or ""))
     if run.error:
@@ -239,10 +242,7 @@ def render_text(result: RunResult, run: Run, window: list[Event]) -> str:
         shown = window[-TEXT_EVENTS:]
         first = result.eventOffset + len(window) - len(shown)
         lines.append(f"Events {first + 1}-{first + len(shown)} of {result.eventsTotal}:")
-        lines.extend(
-            f"- [{e.role or '?'}{'/' + e.logType if e.logType else ''}] {clip(e.content, TEXT_EVENT_CHARS) or ''}"
-            for e in shown
-        )
+        lines.extend(f"- [{_kind(e)}] {clip(e.content, TEXT_EVENT_CHARS) or ''}" for e in shown)
     lines.extend(f"Note: {note}" for note in result.notes)
     if result.next:
         lines.append(f"Next: {result.next}")
@@ -273,8 +273,18 @@ def shape_list(listing: RunList, *, server_id: str, limit: int) -> RunListResult
     if any(len(text or "") > each for run in runs for text in (run.title, run.input, run.output, run.error)):
         notes.append(f"titles, inputs, outputs and errors cut to {each} characters; get_agent_run shows a run in full")
     return RunListResult(
-        serverId=server_id, agentRuntimeId=listing.agentRuntimeId, runs=summaries, count=len(summaries), notes=notes
+        serverId=server_id,
+        agentRuntimeId=clip(listing.agentRuntimeId, FIELD_CHARS),
+        runs=summaries,
+        count=len(summaries),
+        notes=notes,
     )
+
+
+def _kind(event: Event) -> str:
+    """``role/logType`` of an event, each cut short."""
+    role = preview(event.role or "?", EVENT_FIELD_CHARS)
+    return f"{role}/{preview(event.logType, EVENT_FIELD_CHARS)}" if event.logType else role
 
 
 def render_list(result: RunListResult) -> str:

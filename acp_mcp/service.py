@@ -6,7 +6,10 @@ client does that). The rules that are choices, not API facts, live here:
 - ``mode`` omitted: ``async`` is sent and the call waits up to ``waitSeconds``, so a slow run
   can never lose its handle to a client timeout. An explicit ``mode`` is forwarded as given.
 - ``mode: "sync"``: the HTTP request itself is bounded by the wait; if it outlives it, the run is
-  looked up (continue: by id; start: the newest run with the same input) and returned as it is.
+  looked up (continue: by id; start: the newest run with the same input created since the call
+  began) and returned as it is.
+- Every request of a call ends by its deadline: the wait (or one request timeout, if longer) plus
+  the poll policy's grace (5 s), so a call with the default 45 s wait is over within 50 s.
 - A run that is still going when the wait ends is returned normally, with its id and the exact
   ``get_agent_run`` call to make next.
 """
@@ -17,7 +20,9 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .client import ACPClient
@@ -33,36 +38,56 @@ from .results import (
     shape_list,
     shape_run,
 )
-from .waiting import Poll, PollPolicy, Report, wait_for_run
+from .waiting import Poll, PollPolicy, ProgressTicker, Report, progress_ticker, wait_for_run
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
-"""Longest ``content``, ``prompt`` or ``title`` accepted."""
+"""Longest ``content`` or ``prompt`` accepted."""
 MAX_METADATA_CHARS = 16_384
 """Largest ``metadata`` accepted, measured as compact JSON."""
-FINAL_FETCH_SECONDS = 10.0
-"""Budget for the one events fetch after a wait, on top of the wait itself."""
+CLOCK_SKEW_SECONDS = 60.0
+"""How far the API's clock may be behind ours when matching a run by its createdAt."""
 
 EVENTS_POLL_LIMIT = 200
 """Polls read ``/events`` (with the latest event) while a run has at most this many events."""
 
 
-@dataclass(frozen=True)
-class Budget:
-    """One tool call's wait: when the call began and how long it may wait in all."""
+async def no_progress(progress: float, total: float, message: str) -> None:
+    """A progress callback that does nothing."""
 
-    began: float
+
+@dataclass(frozen=True)
+class Call:
+    """One tool call's frame: its server, its time budget, how to report progress, how much to list.
+
+    The wait ends at `wait_until`; every request of the call, the final fetch included, ends by
+    `deadline`: the wait (or one request timeout, if longer) plus `grace`.
+    """
+
+    server_id: str
     wait: float
+    request_timeout: float
+    grace: float
+    max_events: int = DEFAULT_MAX_EVENTS
+    event_offset: int | None = None
+    report: Report = field(default=no_progress)
+    began: float = field(default_factory=time.monotonic)
+    began_wall: float = field(default_factory=time.time)
 
     @property
-    def deadline(self) -> float:
+    def wait_until(self) -> float:
         """When the wait ends (monotonic seconds)."""
         return self.began + self.wait
 
+    @property
+    def deadline(self) -> float:
+        """When every request of the call must be done (monotonic seconds)."""
+        return self.began + max(self.wait, self.request_timeout) + self.grace
 
-async def no_progress(progress: float, total: float, message: str) -> None:
-    """A progress callback that does nothing."""
+    def waited(self) -> float:
+        """Seconds since the call began."""
+        return time.monotonic() - self.began
 
 
 class RunService:
@@ -112,69 +137,64 @@ class RunService:
         body.setdefault("mode", "async")
         return body
 
+    def call(self, server_id: str | None, wait: float | None = None, **options: Any) -> Call:
+        """The frame of one tool call, with the server id and wait resolved."""
+        return Call(
+            self.server_id(server_id),
+            self.wait_seconds(wait),
+            self.settings.request_timeout,
+            self.policy.grace,
+            **options,
+        )
+
     # -- tools ----------------------------------------------------------------------------
 
-    async def start(
-        self, server_id: str, body: dict[str, Any], *, wait: float, max_events: int, report: Report = no_progress
-    ) -> RunResult:
-        """Start a run, then wait for it within the budget."""
+    async def start(self, call: Call, body: dict[str, Any]) -> RunResult:
+        """Start a run, then wait for it within the call's budget."""
 
-        async def send(http_timeout: float | None) -> tuple[int, RunEnvelope]:
-            return await self.client.start_run(server_id, body, http_timeout=http_timeout)
-
-        async def recover() -> RunEnvelope:
-            return await self._find_started(server_id, body, wait)
-
-        late = f"the sync start did not answer within {wait:g}s; this is the run it started"
-        return await self._post(server_id, body, send, recover, "started", late, wait, max_events, report)
-
-    async def continue_run(
-        self,
-        server_id: str,
-        run_id: str,
-        body: dict[str, Any],
-        *,
-        wait: float,
-        max_events: int,
-        report: Report = no_progress,
-    ) -> RunResult:
-        """Send input to a run, then wait for it within the budget."""
-
-        async def send(http_timeout: float | None) -> tuple[int, RunEnvelope]:
-            return await self.client.continue_run(server_id, run_id, body, http_timeout=http_timeout)
+        async def send(sync: bool) -> tuple[int, RunEnvelope]:
+            return await self.client.start_run(
+                call.server_id, body, deadline=self._post_deadline(call, sync), sync=sync
+            )
 
         async def recover() -> RunEnvelope:
-            return await self.client.get_run_events(server_id, run_id, deadline=time.monotonic() + FINAL_FETCH_SECONDS)
+            return await self._find_started(call, body)
 
-        late = f"the sync request did not answer within {wait:g}s; the run goes on on the platform"
-        return await self._post(server_id, body, send, recover, "continued", late, wait, max_events, report)
-
-    async def get(
-        self,
-        server_id: str,
-        run_id: str,
-        *,
-        wait: float,
-        max_events: int,
-        event_offset: int | None = None,
-        report: Report = no_progress,
-    ) -> RunResult:
-        """The run and a window of its events, after waiting for it within the budget."""
-        budget = Budget(time.monotonic(), wait)
-        envelope = await self.client.get_run_events(server_id, run_id)
-        return await self._settle(
-            envelope, server_id, "fetched", None, budget, max_events, report, event_offset=event_offset
+        late = "the sync start did not answer within {cutoff:g}s; this is the run it started"
+        return await self._post(
+            call, body, send, recover, "started", late, f"starting a run on server {call.server_id}"
         )
+
+    async def continue_run(self, call: Call, run_id: str, body: dict[str, Any]) -> RunResult:
+        """Send input to a run, then wait for it within the call's budget."""
+
+        async def send(sync: bool) -> tuple[int, RunEnvelope]:
+            deadline = self._post_deadline(call, sync)
+            return await self.client.continue_run(call.server_id, run_id, body, deadline=deadline, sync=sync)
+
+        async def recover() -> RunEnvelope:
+            return await self.client.get_run_events(call.server_id, run_id, deadline=call.deadline)
+
+        late = "the sync request did not answer within {cutoff:g}s; the run goes on on the platform"
+        return await self._post(call, body, send, recover, "continued", late, f"run {run_id}: sending input")
+
+    async def get(self, call: Call, run_id: str) -> RunResult:
+        """The run and a window of its events, after waiting for it within the call's budget."""
+        async with self._ticker(call, f"run {run_id}: fetching") as ticker:
+            envelope = await self.client.get_run_events(call.server_id, run_id, deadline=call.deadline)
+            return await self._settle(call, envelope, "fetched", None, ticker)
 
     async def list_runs(self, server_id: str, limit: int | None) -> RunListResult:
         """The server's newest runs."""
         listing = await self.client.list_runs(server_id, limit)
         return shape_list(listing, server_id=server_id, limit=limit or MAX_LIST_RUNS)
 
-    async def cancel(self, server_id: str, run_id: str, *, max_events: int = DEFAULT_MAX_EVENTS) -> RunResult:
-        """Cancel a run."""
-        envelope = await self.client.cancel_run(server_id, run_id)
-        return shape_run(envelope, server_id=server_id, outcome="cancelled", http_status=200, max_events=max_events)
+    async def cancel(self, server_id: str, run_id: str) -> RunResult:
+        """Cancel a run; if the API answers without the run, fetch it."""
+        status, envelope = await self.client.cancel_run(server_id, run_id)
+        if envelope.run is None:
+            envelope = await self.client.get_run_events(server_id, run_id)
+        return shape_run(envelope, server_id=server_id, outcome="cancelled", http_status=status)
 
     async def full_run(self, server_id: str, run_id: str) -> str:
         """The run with all its events, as the API sent it, as JSON text."""
@@ -183,91 +203,91 @@ class RunService:
 
     # -- shared steps ---------------------------------------------------------------------
 
+    @staticmethod
+    def _post_deadline(call: Call, sync: bool) -> float:
+        """A sync request may take the whole wait (or one request timeout when the wait is 0)."""
+        return call.wait_until if sync and call.wait > 0 else call.deadline
+
+    def _ticker(self, call: Call, message: str) -> AbstractAsyncContextManager[ProgressTicker]:
+        return progress_ticker(
+            call.report, began=call.began, total=call.wait, interval=self.policy.progress_interval, message=message
+        )
+
     async def _post(
         self,
-        server_id: str,
+        call: Call,
         body: dict[str, Any],
-        send: Callable[[float | None], Awaitable[tuple[int, RunEnvelope]]],
+        send: Callable[[bool], Awaitable[tuple[int, RunEnvelope]]],
         recover: Callable[[], Awaitable[RunEnvelope]],
         done: Outcome,
         late: str,
-        wait: float,
-        max_events: int,
-        report: Report,
+        first_message: str,
     ) -> RunResult:
         """POST a start or an input, then settle. A sync request is bounded by the wait; when it
         outlives it, `recover` finds the run so the caller still gets it, with the note `late`."""
-        budget = Budget(time.monotonic(), wait)
         sync = body.get("mode") == "sync"
-        try:
-            status, envelope = await send(wait if sync and wait else None)
-        except RequestTimeout:
-            if not sync:
-                raise
-            return await self._settle(
-                await recover(), server_id, "fetched", None, budget, max_events, report, notes=[late], waited=wait
-            )
-        outcome: Outcome = "accepted" if status == 202 else done
-        waited = time.monotonic() - budget.began if sync else 0.0
-        return await self._settle(envelope, server_id, outcome, status, budget, max_events, report, waited=waited)
+        async with self._ticker(call, first_message) as ticker:
+            try:
+                status, envelope = await send(sync)
+            except RequestTimeout:
+                if not sync:
+                    raise
+                note = late.format(cutoff=call.wait if call.wait > 0 else call.request_timeout)
+                return await self._settle(call, await recover(), "fetched", None, ticker, notes=[note])
+            outcome: Outcome = "accepted" if status == 202 else done
+            return await self._settle(call, envelope, outcome, status, ticker, waited=sync)
 
     async def _settle(
         self,
+        call: Call,
         envelope: RunEnvelope,
-        server_id: str,
         outcome: Outcome,
         http_status: int | None,
-        budget: Budget,
-        max_events: int,
-        report: Report,
+        ticker: ProgressTicker,
         *,
-        event_offset: int | None = None,
         notes: list[str] | None = None,
-        waited: float = 0.0,
+        waited: bool = False,
     ) -> RunResult:
-        """Wait for the run while the budget lasts if it is not terminal, then shape what is known.
+        """Wait for the run until the call's wait ends if it is not terminal, then shape what is known.
 
-        `waited` is time already spent waiting for the run (a sync request); polling adds to it.
+        `waited` says the call has been waiting since it began (a sync request); polling also counts.
         """
         notes = list(notes or [])
         run = envelope.run
-        now = time.monotonic()
-        remaining = budget.deadline - now
-        if run is not None and run.id and not run.is_terminal and remaining > 0:
-            offset = now - budget.began
-
-            async def report_whole_wait(progress: float, total: float, message: str) -> None:
-                await report(min(offset + progress, budget.wait), budget.wait, message)
-
-            poll = self._poller(server_id, run.id, envelope.events)
+        ticker.update(envelope)
+        wait_from = time.monotonic()
+        if run is not None and run.id and not run.is_terminal and call.wait_until > wait_from:
+            waited = True
+            poll = self._poller(call, run.id, envelope.events)
             try:
-                envelope = await wait_for_run(envelope, poll, report_whole_wait, seconds=remaining, policy=self.policy)
+                envelope = await wait_for_run(
+                    envelope, poll, until=call.wait_until, policy=self.policy, seen=ticker.update
+                )
             except ACPError as exc:
                 logger.warning("polling run %s stopped: %s", run.id, exc)
                 notes.append(f"checking the run's status failed ({type(exc).__name__}); call get_agent_run later")
-            waited += time.monotonic() - now
+        elif run is not None and not run.is_terminal and call.wait > 0:
+            waited = True  # a sync request or recovery used up the wait
         run = envelope.run
         if envelope.events is None and run is not None and run.id:
             try:
-                envelope = await self.client.get_run_events(
-                    server_id, run.id, deadline=time.monotonic() + FINAL_FETCH_SECONDS
-                )
+                envelope = await self.client.get_run_events(call.server_id, run.id, deadline=call.deadline)
             except ACPError as exc:
                 logger.warning("fetching events of run %s failed: %s", run.id, exc)
                 notes.append(f"the run's events could not be fetched ({type(exc).__name__})")
         return shape_run(
             envelope,
-            server_id=server_id,
+            server_id=call.server_id,
             outcome=outcome,
             http_status=http_status,
-            waited=waited,
-            wait_expired=budget.wait > 0,
-            max_events=max_events,
-            event_offset=event_offset,
+            waited=call.waited() if waited else 0.0,
+            wait_expired=call.wait > 0,
+            max_events=call.max_events,
+            event_offset=call.event_offset,
             notes=notes,
         )
 
-    def _poller(self, server_id: str, run_id: str, events: list[Event] | None) -> Poll:
+    def _poller(self, call: Call, run_id: str, events: list[Event] | None) -> Poll:
         """Polls ``/events`` while the run has few events, else the light ``GET .../runs/{id}``.
 
         ``/events`` is documented and carries the latest event for progress messages, but it
@@ -277,28 +297,43 @@ class RunService:
         few_events = events is not None and len(events) <= EVENTS_POLL_LIMIT
         light_exists = True
 
-        async def poll(deadline: float) -> RunEnvelope:
+        async def poll() -> RunEnvelope:
             nonlocal few_events, light_exists
             if not few_events and light_exists:
                 try:
-                    return await self.client.get_run(server_id, run_id, deadline=deadline)
+                    return await self.client.get_run(call.server_id, run_id, deadline=call.deadline)
                 except NotFoundError:
                     logger.info("GET run %s gave 404; polling its events instead", run_id)
                     light_exists = False
-            envelope = await self.client.get_run_events(server_id, run_id, deadline=deadline)
+            envelope = await self.client.get_run_events(call.server_id, run_id, deadline=call.deadline)
             few_events = len(envelope.events or []) <= EVENTS_POLL_LIMIT
             return envelope
 
         return poll
 
-    async def _find_started(self, server_id: str, body: dict[str, Any], wait: float) -> RunEnvelope:
-        """After a sync start timed out: the newest run with the same input, else an error."""
+    async def _find_started(self, call: Call, body: dict[str, Any]) -> RunEnvelope:
+        """After a sync start outlived its wait: the newest run with the same input created since the
+        call began (allowing for clock skew), else an error telling how to look for it."""
         text = body.get("content", body.get("prompt"))
-        listing = await self.client.list_runs(server_id, 10, deadline=time.monotonic() + FINAL_FETCH_SECONDS)
-        match: Run | None = next((r for r in listing.items if r.input == text and r.id), None)
+        listing = await self.client.list_runs(call.server_id, 10, deadline=call.deadline)
+        since = call.began_wall - CLOCK_SKEW_SECONDS
+        match = next((r for r in listing.items if r.id and r.input == text and _created_since(r, since)), None)
         if match is None or match.id is None:
             raise UnconfirmedStartError(
-                f"The sync start did not answer within {wait:g}s and no run with this input is listed yet",
-                server_id=server_id,
+                f"The sync start did not answer within {call.wait:g}s and no run with this input is listed yet",
+                server_id=call.server_id,
             )
-        return await self.client.get_run_events(server_id, match.id, deadline=time.monotonic() + FINAL_FETCH_SECONDS)
+        return await self.client.get_run_events(call.server_id, match.id, deadline=call.deadline)
+
+
+def _created_since(run: Run, since: float) -> bool:
+    """True when the run's createdAt is at or after `since` (epoch seconds), or unknown."""
+    if not run.createdAt:
+        return True
+    try:
+        created = datetime.fromisoformat(run.createdAt)
+    except ValueError:
+        return True
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created.timestamp() >= since

@@ -153,14 +153,8 @@ async def start_agent_run(
     """
     service = _service(ctx)
     body = service.request_body(content=content, prompt=prompt, title=title, mode=mode, metadata=metadata)
-    result = await service.start(
-        service.server_id(serverId),
-        body,
-        wait=service.wait_seconds(waitSeconds),
-        max_events=maxEvents,
-        report=_progress(ctx),
-    )
-    return tool_result(result)
+    call = service.call(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
+    return tool_result(await service.start(call, body))
 
 
 @_boundary
@@ -186,15 +180,8 @@ async def continue_agent_run(
     """
     service = _service(ctx)
     body = service.request_body(content=content, prompt=prompt, mode=mode, metadata=metadata)
-    result = await service.continue_run(
-        service.server_id(serverId),
-        resourceRunId,
-        body,
-        wait=service.wait_seconds(waitSeconds),
-        max_events=maxEvents,
-        report=_progress(ctx),
-    )
-    return tool_result(result)
+    call = service.call(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
+    return tool_result(await service.continue_run(call, resourceRunId, body))
 
 
 @_boundary
@@ -214,15 +201,8 @@ async def get_agent_run(
     a marker; the resource in resourceUri holds the full run.
     """
     service = _service(ctx)
-    result = await service.get(
-        service.server_id(serverId),
-        resourceRunId,
-        wait=service.wait_seconds(waitSeconds),
-        max_events=maxEvents,
-        event_offset=eventOffset,
-        report=_progress(ctx),
-    )
-    return tool_result(result)
+    call = service.call(serverId, waitSeconds, max_events=maxEvents, event_offset=eventOffset, report=_progress(ctx))
+    return tool_result(await service.get(call, resourceRunId))
 
 
 @_boundary

@@ -1,25 +1,29 @@
-"""Bounded waiting for a run to finish: frugal polling plus keep-alive progress.
+"""Bounded waiting for a run to finish: frugal polling, plus keep-alive progress for the whole call.
 
 Defaults, and why: the first poll comes 0.5 s after the call (most sandbox and short agent turns
 finish within a second or two, so early completion is noticed within about a second); intervals
 then grow by 1.5x up to 8 s, so a minute of waiting costs 13 polls instead of the 60 of the
-official TypeScript helper's fixed 1 s. Progress goes out at least every 5 s whatever the poll
-interval, so clients that reset their timeout on progress keep the call alive. All sleeps are
-anyio sleeps: a cancelled tool call stops at once and sends nothing more.
+official TypeScript helper's fixed 1 s. A last poll is made when the wait ends, so a run that
+finished just before is reported finished. Progress goes out at least every 5 s for as long as a
+call that waits lasts (a sync request, polls, the final fetch), so clients that reset their timeout
+on progress keep the call alive. All sleeps are anyio sleeps: a cancelled tool call stops at once
+and sends nothing more.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 
-from .models import Event, RunEnvelope
+from .models import RunEnvelope
+from .results import FIELD_CHARS, preview
 
-Poll = Callable[[float], Awaitable[RunEnvelope]]
-"""Fetches the run's current state; takes the absolute deadline (monotonic seconds)."""
+Poll = Callable[[], Awaitable[RunEnvelope]]
+"""Fetches the run's current state."""
 Report = Callable[[float, float, str], Awaitable[None]]
 """Sends progress: (elapsed seconds, total seconds, message)."""
 
@@ -32,6 +36,8 @@ class PollPolicy:
     factor: float = 1.5
     max_interval: float = 8.0
     progress_interval: float = 5.0
+    grace: float = 5.0
+    """Time a call may take past its wait (or one request timeout): the last poll and the events fetch."""
 
     def intervals(self) -> Iterator[float]:
         """Seconds between successive polls: grows geometrically, then stays at the cap."""
@@ -41,47 +47,72 @@ class PollPolicy:
             interval = min(self.max_interval, interval * self.factor)
 
 
-def describe_progress(envelope: RunEnvelope, latest: Event | None) -> str:
-    """One line for a progress notification: run id, status and the latest event."""
-    run = envelope.run
-    text = f"run {run.id if run else '?'}: {run.status if run else 'unknown'}"
-    if latest is not None and latest.content:
-        content = latest.content if len(latest.content) <= 120 else latest.content[:120] + "…"
-        text += f" — latest: [{latest.role or '?'}] {content}"
-    return text
+class ProgressTicker:
+    """Reports the latest known state of a call every `interval` seconds until stopped."""
+
+    def __init__(self, report: Report, *, began: float, total: float, interval: float, message: str) -> None:
+        self._report = report
+        self._began = began
+        self._total = total
+        self._interval = interval
+        self.message = message
+
+    def update(self, envelope: RunEnvelope) -> None:
+        """Describe `envelope` in the next reports: run id, status and its latest event."""
+        run = envelope.run
+        text = f"run {preview(run.id if run else '?', FIELD_CHARS)}: {preview(run.status if run else None, 40)}"
+        latest = envelope.events[-1] if envelope.events else None
+        if latest is not None and latest.content:
+            text += f" — latest: [{preview(latest.role or '?', 40)}] {preview(latest.content, 120)}"
+        self.message = text
+
+    async def run(self) -> None:
+        """Report now, then every interval, until cancelled."""
+        while True:
+            elapsed = min(time.monotonic() - self._began, self._total)
+            await self._report(elapsed, self._total, self.message)
+            await anyio.sleep(self._interval)
+
+
+@asynccontextmanager
+async def progress_ticker(
+    report: Report, *, began: float, total: float, interval: float, message: str
+) -> AsyncIterator[ProgressTicker]:
+    """A `ProgressTicker` running in the background for the body of the block (none when `total` is 0)."""
+    ticker = ProgressTicker(report, began=began, total=total, interval=interval, message=message)
+    if total <= 0:
+        yield ticker
+        return
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(ticker.run)
+        try:
+            yield ticker
+        except Exception as exc:  # re-raised below as itself, not wrapped in the group's ExceptionGroup
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 async def wait_for_run(
     initial: RunEnvelope,
     poll: Poll,
-    report: Report,
     *,
-    seconds: float,
+    until: float,
     policy: PollPolicy,
+    seen: Callable[[RunEnvelope], None],
 ) -> RunEnvelope:
-    """Poll until the run is terminal or `seconds` pass; returns the latest envelope seen."""
-    start = time.monotonic()
-    deadline = start + seconds
-    latest_envelope = initial
-    latest_event = initial.events[-1] if initial.events else None
+    """Poll until the run is terminal or the monotonic time `until`, polling once more then.
 
-    async def progress() -> None:
-        elapsed = time.monotonic() - start
-        await report(min(elapsed, seconds), seconds, describe_progress(latest_envelope, latest_event))
-
-    await progress()
+    Each envelope polled is passed to `seen`; the latest is returned.
+    """
+    latest = initial
     for interval in policy.intervals():
-        poll_at = min(time.monotonic() + interval, deadline)
-        while (now := time.monotonic()) < poll_at:
-            await anyio.sleep(min(poll_at - now, policy.progress_interval))
-            if time.monotonic() < poll_at:
-                await progress()
-        if time.monotonic() >= deadline:
-            return latest_envelope
-        latest_envelope = await poll(deadline)
-        if latest_envelope.events:
-            latest_event = latest_envelope.events[-1]
-        if latest_envelope.run is not None and latest_envelope.run.is_terminal:
-            return latest_envelope
-        await progress()
+        await anyio.sleep(max(0.0, min(time.monotonic() + interval, until) - time.monotonic()))
+        latest = await poll()
+        seen(latest)
+        if (latest.run is not None and latest.run.is_terminal) or time.monotonic() >= until:
+            return latest
     raise AssertionError("unreachable")  # pragma: no cover

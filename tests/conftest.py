@@ -24,7 +24,7 @@ from acp_mcp.waiting import PollPolicy
 API_KEY = "tb_test_key_0123456789abcdef"
 SERVER_ID = "srv_test"
 FAST_PACE = 0.01
-FAST_POLLS = PollPolicy(first_interval=0.02, factor=1.5, max_interval=0.2, progress_interval=0.1)
+FAST_POLLS = PollPolicy(first_interval=0.02, factor=1.5, max_interval=0.2, progress_interval=0.1, grace=1.0)
 
 _ENV_PREFIXES = ("COMPUTER_AGENTS_", "TESTBASE_", "ACP_MCP_", "ACP_SERVER_ID", "ACP_SANDBOX_")
 

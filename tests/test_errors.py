@@ -88,6 +88,12 @@ def _rejected(phrase: str) -> dict[str, Any]:
     }
 
 
+START_CHECK = (
+    ' The run may have been started anyway: check with list_agent_runs {"serverId": "srv_test"} '
+    "before starting it again."
+)
+"""What a start whose fate is unknown (5xx, no or broken answer) adds: how to check before starting again."""
+
 STATUS_CASES = [
     pytest.param(
         403,
@@ -141,21 +147,21 @@ STATUS_CASES = [
         500,
         None,
         {},
-        '{base} failed (HTTP 500 — the API said: "Internal Server Error"). Retry in a few seconds.',
+        '{base} failed (HTTP 500 — the API said: "Internal Server Error"). Retry in a few seconds.' + START_CHECK,
         id="500-says-retry-later",
     ),
     pytest.param(
         502,
         None,
         {},
-        '{base} failed (HTTP 502 — the API said: "Bad Gateway"). Retry in a few seconds.',
+        '{base} failed (HTTP 502 — the API said: "Bad Gateway"). Retry in a few seconds.' + START_CHECK,
         id="502-says-retry-later",
     ),
     pytest.param(
         503,
         None,
         {"Retry-After": "7"},
-        '{base} failed (HTTP 503 — the API said: "Service Unavailable"). Retry in 7 seconds.',
+        '{base} failed (HTTP 503 — the API said: "Service Unavailable"). Retry in 7 seconds.' + START_CHECK,
         id="503-says-when-to-retry",
     ),
 ]
@@ -249,7 +255,7 @@ async def test_an_html_error_page_becomes_a_plain_message_without_html(
         result = await client.call_tool("start_agent_run", START_ARGS)
 
     message = error_text(result, "start_agent_run")
-    assert message == f"The ACP API at {settings.base_url} failed (HTTP 502). Retry in a few seconds."
+    assert message == f"The ACP API at {settings.base_url} failed (HTTP 502). Retry in a few seconds." + START_CHECK
     assert "<" not in message and "html" not in message.lower()
     assert len(api_requests(sandbox, method="POST")) == 1
 
@@ -283,8 +289,9 @@ async def test_a_post_that_gets_no_answer_in_time_says_so_and_names_the_base_url
     elapsed = time.monotonic() - began
 
     assert error_text(result, "start_agent_run") == (
-        f"The ACP API at {settings.base_url} did not answer in time. Retry later; if the call started work, "
-        "check it first with get_agent_run or list_agent_runs."
+        f"The ACP API at {settings.base_url} did not answer in time. Retry later."
+        ' The run may have been started anyway: check with list_agent_runs {"serverId": "srv_slow_start"} '
+        "before starting it again."
     )
     assert elapsed < 1.5  # the client gave up long before the sandbox answered
     (post,) = api_requests(sandbox)  # a POST that timed out may have worked: it is not sent again
@@ -312,19 +319,18 @@ async def test_a_redirect_is_reported_with_its_target_and_never_followed(
         pytest.param(
             Fault(kind="non_json"),
             "{base} sent an unusable answer (HTTP 200 answer is not a JSON object). "
-            "Retry later; if it persists, tell the user.",
+            "Retry later; if it persists, tell the user." + START_CHECK,
             id="non-json-200",
         ),
         pytest.param(
             Fault(kind="empty", status=200),
             "{base} sent an unusable answer (HTTP 200 answer is not a JSON object). "
-            "Retry later; if it persists, tell the user.",
+            "Retry later; if it persists, tell the user." + START_CHECK,
             id="empty-200",
         ),
         pytest.param(
             Fault(kind="truncated"),
-            "The connection to the ACP API at {url} broke mid-answer. "
-            "Retry; if the call started work, check it first with list_agent_runs.",
+            "The connection to the ACP API at {url} broke mid-answer. Retry." + START_CHECK,
             id="truncated-body",
         ),
     ],
@@ -587,3 +593,61 @@ async def test_the_server_keeps_serving_the_same_session_after_every_kind_of_fai
     assert result.structured_content["run"]["status"] == "completed"
     assert result.structured_content["run"]["output"] == "Echo: still here"
     assert api_requests(sandbox)[0].body == {"content": "still here", "mode": "async"}
+
+
+async def test_a_409_on_start_points_to_the_servers_runs_not_to_a_run_it_does_not_have(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    sandbox.state.inject(Fault(kind="status", status=409, method="POST"))
+    async with connect(settings) as client:
+        result = await client.call_tool("start_agent_run", START_ARGS)
+
+    assert error_text(result, "start_agent_run") == (
+        f"Server '{SERVER_ID}' does not allow this now (HTTP 409 — the API said: \"Conflict\"). "
+        f'See its runs with list_agent_runs {{"serverId": "{SERVER_ID}"}}; '
+        "wait for a running one to finish, then retry."
+    )
+
+
+async def test_an_uppercase_http_scheme_to_a_remote_host_is_refused_too(sandbox: RunningSandbox) -> None:
+    settings = Settings(api_key=SecretStr(API_KEY), base_url="HTTP://api.example.com")
+    async with connect(settings) as client:
+        result = await client.call_tool("list_agent_runs", {"serverId": SERVER_ID})
+
+    assert error_text(result, "list_agent_runs").startswith("Refusing to send the API key over plain http")
+    assert settings.base_url == "http://api.example.com/v1"
+
+
+async def test_the_key_echoed_in_a_successful_answer_is_masked_in_results_and_the_resource(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "start_agent_run", {"serverId": SERVER_ID, "content": f"my key is {API_KEY}", "mode": "sync"}
+        )
+        resource = await client.read_resource(str(result.structured_content["resourceUri"]))
+
+    dumped = json.dumps(result.model_dump(mode="json")) + json.dumps(resource.model_dump(mode="json"))
+    assert API_KEY not in dumped
+    assert result.structured_content["run"]["output"] == "Echo: my key is [REDACTED]"
+    assert "[REDACTED]" in resource.contents[0].text  # type: ignore[union-attr]
+
+
+async def test_a_cancel_answered_with_204_and_no_body_reports_the_cancelled_run(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        started = await client.call_tool(
+            "start_agent_run", {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": 0}
+        )
+        run_id = started.structured_content["run"]["id"]
+        sandbox.state.inject(Fault(kind="empty", status=204, method="POST", path_contains="/cancel"))
+        result = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+
+    assert not result.is_error, text_of(result)
+    assert (result.structured_content["httpStatus"], result.structured_content["outcome"]) == (204, "cancelled")
+    assert result.structured_content["run"]["id"] == run_id  # fetched after the empty answer
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in api_requests(sandbox)][-2:] == [
+        ("POST", "cancel"),
+        ("GET", "events"),
+    ]

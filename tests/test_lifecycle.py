@@ -12,14 +12,15 @@ import uuid
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, MCPError
 
 from acp_mcp.config import Settings
-from acp_mcp.sandbox import RecordedRequest, RunningSandbox
+from acp_mcp.sandbox import Fault, RecordedRequest, RunningSandbox
 from acp_mcp.waiting import PollPolicy
 
-from .conftest import SERVER_ID, api_requests, connect, text_of
+from .conftest import API_KEY, SERVER_ID, api_requests, connect, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -131,7 +132,7 @@ async def test_a_run_that_outlives_its_wait_returns_its_id_and_the_exact_next_ca
         assert run_id.startswith("run_")
         assert (structured["terminal"], structured["waitExpired"]) == (False, True)
         assert structured["run"]["status"] == "running"
-        assert 0 < structured["waitedSeconds"] <= 0.3 and 0.3 <= elapsed < 1.0
+        assert 0.3 <= structured["waitedSeconds"] < 0.6 and 0.3 <= elapsed < 1.0  # the wait, then one last poll
         expected_next = f'get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "{run_id}"}}'
         assert structured["next"] == expected_next
         text = text_of(result)
@@ -361,7 +362,9 @@ async def test_progress_notifications_reach_the_client_with_the_run_id_status_an
     progress_values = [p for p, _, _ in seen]
     assert progress_values == sorted(progress_values) and progress_values[0] >= 0 and progress_values[-1] <= 5
     messages = [m or "" for _, _, m in seen]
-    assert all(m.startswith((f"run {run_id}: queued", f"run {run_id}: running")) for m in messages), messages
+    starting = [m for m in messages if m == f"starting a run on server {SERVER_ID}"]  # before the API answers
+    assert messages[: len(starting)] == starting
+    assert all(m.startswith((f"run {run_id}: queued", f"run {run_id}: running")) for m in messages[len(starting) :])
     assert any(m.startswith(f"run {run_id}: running") for m in messages), messages
     assert any(" — latest: [user] /steps 5" in m for m in messages), messages
     # total is the wait the caller asked for, and progress counts against it from the start of the call.
@@ -553,3 +556,71 @@ async def test_every_tool_description_names_another_tool(settings: Settings) -> 
     for tool in tools:
         others = [name for name in TOOL_NAMES if name != tool.name and name in (tool.description or "")]
         assert others, f"{tool.name}'s description names no other tool"
+
+
+# -- the call's time budget ----------------------------------------------------------------------
+
+
+async def test_a_poll_answer_with_a_field_of_the_wrong_type_keeps_the_run_id_with_a_note(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    broken = {"run": {"id": "run_x", "status": "running", "metadata": "not-an-object"}, "events": []}
+    sandbox.state.pace = 0.05
+    sandbox.state.inject(Fault(kind="status", status=200, body=broken, method="GET", path_contains="/events"))
+    async with connect(settings) as client:
+        result = await _start(client, {"content": "/steps 3", "waitSeconds": 2})
+
+    structured = result.structured_content
+    assert structured["run"]["id"].startswith("run_0")  # the run the POST created, not lost
+    assert structured["notes"] == ["checking the run's status failed (InvalidResponseError); call get_agent_run later"]
+    assert (
+        structured["next"]
+        == f'get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "{structured["run"]["id"]}"}}'
+    )
+
+
+async def test_slow_answers_cannot_stretch_a_call_past_its_wait_plus_the_grace(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings.with_overrides(request_timeout=0.3)) as client:
+        run_id = (await _start(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+        sandbox.state.inject(Fault(kind="slow", delay=5.0, method="GET", times=100))
+        began = time.monotonic()
+        result = await client.call_tool(
+            "get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 0.3}
+        )
+        elapsed = time.monotonic() - began
+
+    assert result.is_error  # every GET timed out; FAST_POLLS' grace is 1 s: the call ends by 0.3 + 1 s
+    assert elapsed < 0.3 + 1.0 + 0.5, elapsed
+    assert "did not answer in time" in text_of(result)
+
+
+async def test_a_run_that_ends_just_before_the_wait_does_is_reported_finished(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    policy = PollPolicy(first_interval=0.4, factor=1, max_interval=0.4, progress_interval=0.1, grace=1.0)
+    async with connect(settings, policy=policy) as client:
+        run_id = (await _start(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+
+        async def cancel_soon() -> None:
+            await anyio.sleep(0.5)  # after the poll at 0.4 s, before the wait ends at 0.7 s
+            async with httpx2.AsyncClient() as http:
+                response = await http.post(
+                    f"{sandbox.base_url}/servers/{SERVER_ID}/runtime/agent/runs/{run_id}/cancel",
+                    headers={"Authorization": f"Bearer {API_KEY}"},
+                )
+                assert response.status_code == 200
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_soon)
+            result = await client.call_tool(
+                "get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 0.7}
+            )
+
+    structured = result.structured_content
+    assert (structured["run"]["status"], structured["terminal"], structured["waitExpired"]) == (
+        "cancelled",
+        True,
+        False,
+    )

@@ -169,7 +169,8 @@ async def test_a_malformed_retry_after_on_a_post_still_gives_the_retry_later_mes
 
     assert error_text(result, "start_agent_run").endswith(
         f'The ACP API at {settings.base_url} failed (HTTP 503 — the API said: "Service Unavailable"). '
-        "Retry in a few seconds."
+        'Retry in a few seconds. The run may have been started anyway: check with list_agent_runs {"serverId": '
+        f'"{SERVER_ID}"}} before starting it again.'
     )
     assert len(api_requests(sandbox)) == 1
 
@@ -268,7 +269,14 @@ async def test_a_post_answered_with_a_server_error_is_not_retried(
     async with connect(settings) as client:
         result = await client.call_tool(tool, args)
 
-    assert error_text(result, tool).endswith(" Retry in a few seconds.")
+    message = error_text(result, tool)
+    check = {
+        "start_agent_run": f'check with list_agent_runs {{"serverId": "{SERVER_ID}"}} before starting it again.',
+        "continue_agent_run": f'check with get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "run_000001"}}'
+        " before sending it again.",
+        "cancel_agent_run": "",
+    }[tool]
+    assert " Retry in a few seconds." in message and message.endswith(check), message
     (post,) = api_requests(sandbox)
     assert (post.method, post.path) == ("POST", RUNS + path_tail)
     assert UUID.fullmatch(post.headers["idempotency-key"])
@@ -301,8 +309,8 @@ async def test_a_post_whose_connection_breaks_is_not_retried(
         runs = await runs_of(client, server_id)
 
     assert error_text(result, "start_agent_run").endswith(
-        f"The connection to the ACP API at {settings.base_url} broke mid-answer. "
-        "Retry; if the call started work, check it first with list_agent_runs."
+        f"The connection to the ACP API at {settings.base_url} broke mid-answer. Retry. The run may have been "
+        f'started anyway: check with list_agent_runs {{"serverId": "{server_id}"}} before starting it again.'
     )
     assert [(p.method, p.path) for p in posts] == [("POST", f"/v1/servers/{server_id}/runtime/agent/runs")]
     assert runs == []  # the sandbox hung up before the route ran, and nothing sent it again
