@@ -1,6 +1,6 @@
 """Bounded load over streamable HTTP on loopback: N tool calls at concurrency C against the sandbox.
 
-    python bench/load_http.py [--calls 2000] [--concurrency 50] [--json results.json]
+    python -m bench.load_http [--calls 2000] [--concurrency 50] [--json results.json]
 
 Starts the sandbox (pace 0) in this process and ``acp-mcp --transport streamable-http`` as a
 subprocess, opens C MCP sessions, and has them share N ``continue_agent_run`` calls (mode sync).
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from acp_mcp.sandbox import SandboxState, serve_in_thread
+from bench.processes import free_port, proc_status, wait_listening
 
 KEY = "sandbox-load-key"
 SERVER_ID = "srv_load"
@@ -45,34 +45,6 @@ class LoadReport:
     latency_p99_ms: float
     rss_start_mib: float
     rss_end_mib: float
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of `pid` in MiB (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")  # pragma: no cover
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError("the server exited during start-up")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start listening") from None
-            time.sleep(0.05)
 
 
 async def _worker(url: str, calls: list[int], latencies: list[float], failures: list[str]) -> None:
@@ -104,7 +76,7 @@ async def _drive(url: str, calls: int, concurrency: int, time_limit: float) -> t
 
 def run_load(calls: int = 2000, concurrency: int = 50, time_limit: float = 600) -> LoadReport:
     """Run the load and return its report."""
-    port = _free_port()
+    port = free_port()
     with serve_in_thread(SandboxState(api_key=KEY, pace=0.0)) as sandbox:
         env = os.environ | {
             "COMPUTER_AGENTS_API_KEY": KEY,
@@ -115,12 +87,12 @@ def run_load(calls: int = 2000, concurrency: int = 50, time_limit: float = 600) 
         command = [sys.executable, "-m", "acp_mcp", "--transport", "streamable-http", "--port", str(port)]
         with subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) as process:
             try:
-                _wait_listening(port, process)
-                rss_start = rss_mib(process.pid)
+                wait_listening(port, process)
+                rss_start = proc_status(process.pid)["VmRSS"]
                 latencies, failures, seconds = anyio.run(
                     _drive, f"http://127.0.0.1:{port}/mcp", calls, concurrency, time_limit
                 )
-                rss_end = rss_mib(process.pid)
+                rss_end = proc_status(process.pid)["VmRSS"]
             finally:
                 process.terminate()
                 process.wait(timeout=10)

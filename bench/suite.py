@@ -15,7 +15,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import httpx2
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+
+from bench.processes import close_and_wait, free_port, proc_status, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sandbox-bench-key"
@@ -121,24 +122,7 @@ def sandbox_process(pace: float = 0.0, latency: float = 0.0) -> Iterator[Sandbox
             raise RuntimeError(f"sandbox did not start: {line!r}")
         yield Sandbox(process, line.split("=", 1)[1])
     finally:
-        with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def proc_status(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM of `pid` in MiB."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024
-    return values
+        close_and_wait(process)
 
 
 _CLAIMED: set[int] = set()
@@ -273,26 +257,6 @@ async def together(*managers: contextlib.AbstractAsyncContextManager[Any]) -> As
             yield values
         finally:
             stop.set()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError("a server exited during start-up")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("a server did not start listening") from None
-            time.sleep(0.05)
 
 
 # -- sandbox helpers ------------------------------------------------------------------------------
@@ -447,13 +411,7 @@ def cold_start_once(side: str, env: dict[str, str]) -> tuple[float, float, int]:
         elapsed = time.perf_counter() - began
         rss = proc_status(process.pid)["VmRSS"]
     finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        close_and_wait(process)
     return elapsed, rss, len(tools)
 
 

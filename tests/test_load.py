@@ -1,6 +1,6 @@
 """The load script stays runnable: a small bounded run over streamable HTTP, no failures.
 
-The full run (2,000 calls at concurrency 50) is `python bench/load_http.py`; its figures are in the README.
+The full run (2,000 calls at concurrency 50) is `python -m bench.load_http`; its figures are in the README.
 """
 
 from __future__ import annotations
