@@ -44,6 +44,12 @@ def _sandbox_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
     return _env(COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=sandbox.base_url, **extra)
 
 
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m acp_mcp ARGS`` to its end with stdin at EOF."""
+    command = [sys.executable, "-m", "acp_mcp", *args]
+    return subprocess.run(command, input="", capture_output=True, text=True, timeout=20, env=env)
+
+
 def _params(env: dict[str, str], *args: str) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "acp_mcp", *args], env=env)
 
@@ -162,23 +168,14 @@ def test_stdout_carries_only_json_rpc_and_logs_go_to_stderr_without_the_key(sand
 
 
 def test_stdin_eof_ends_the_server_promptly_and_quietly(sandbox: RunningSandbox) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "acp_mcp"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=_sandbox_env(sandbox) | {"PATH": os.environ.get("PATH", "")},
-    )
+    result = _run(_sandbox_env(sandbox) | {"PATH": os.environ.get("PATH", "")})
     assert result.returncode == 0
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
 
 
 def test_help_lists_every_setting_and_no_key_flag() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "acp_mcp", "--help"], capture_output=True, text=True, timeout=20, env=_env()
-    )
+    result = _run(_env(), "--help")
     assert result.returncode == 0
     for text in (
         "--base-url",
@@ -200,14 +197,7 @@ def test_help_lists_every_setting_and_no_key_flag() -> None:
 
 
 def test_a_bad_setting_stops_start_up_with_the_variable_named() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "acp_mcp"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=_env(ACP_MCP_WAIT_SECONDS="forever"),
-    )
+    result = _run(_env(ACP_MCP_WAIT_SECONDS="forever"))
     assert result.returncode == 2
     assert result.stderr.startswith("acp-mcp: ACP_MCP_WAIT_SECONDS:")
     assert "Traceback" not in result.stderr
