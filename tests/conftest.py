@@ -7,6 +7,7 @@ empty request log, no pending faults and a fast sandbox pace.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -78,3 +79,28 @@ def api_requests(sandbox: RunningSandbox, *, method: str | None = None) -> list[
 def text_of(result: Any) -> str:
     """All text blocks of a tool result, joined."""
     return "\n".join(block.text for block in result.content if getattr(block, "type", None) == "text")
+
+
+def error_text(result: Any, tool: str) -> str:
+    """The message of a tool error, after checking it is one and holds no traceback or key."""
+    assert result.is_error is True, text_of(result)
+    text = text_of(result)
+    prefix = f"Error executing tool {tool}: "
+    assert text.startswith(prefix), text
+    assert "Traceback" not in text
+    assert API_KEY not in json.dumps(result.model_dump(mode="json"))
+    return text[len(prefix) :]
+
+
+async def start_run(client: Client, arguments: dict[str, Any]) -> Any:
+    """`start_agent_run` on `SERVER_ID` (unless the arguments name another), asserting it worked."""
+    result = await client.call_tool("start_agent_run", {"serverId": SERVER_ID, **arguments})
+    assert not result.is_error, text_of(result)
+    return result
+
+
+async def finished_run(client: Client, server_id: str = SERVER_ID, content: str = "first") -> str:
+    """The id of a run started in sync mode and completed."""
+    result = await start_run(client, {"serverId": server_id, "content": content, "mode": "sync"})
+    assert result.structured_content["run"]["status"] == "completed"
+    return str(result.structured_content["run"]["id"])

@@ -16,7 +16,7 @@ import pytest
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_requests, connect, text_of
+from .conftest import SERVER_ID, api_requests, connect, start_run, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -41,12 +41,6 @@ def _inverted_ranges(notes: list[str]) -> list[str]:
     return [n for n in notes if any(int(a) > int(b) for a, b in re.findall(r"events (\d+)-(\d+)", n))]
 
 
-async def _start(client: Any, arguments: dict[str, Any]) -> Any:
-    result = await client.call_tool("start_agent_run", {"serverId": SERVER_ID, **arguments})
-    assert not result.is_error, text_of(result)
-    return result
-
-
 async def _page(client: Any, run_id: str, offset: int) -> dict[str, Any]:
     result = await client.call_tool(
         "get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "eventOffset": offset, "maxEvents": PAGE}
@@ -61,7 +55,7 @@ async def test_a_10000_event_10_mb_run_shapes_to_a_small_result_with_the_latest_
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        result = await _start(client, {"content": "/events 10000 1000", "mode": "async", "waitSeconds": 20})
+        result = await start_run(client, {"content": "/events 10000 1000", "mode": "async", "waitSeconds": 20})
 
     structured = result.structured_content
     run_id = structured["run"]["id"]
@@ -96,7 +90,9 @@ async def test_every_event_is_reachable_by_paging_with_event_offset_none_missing
 ) -> None:
     """All pages of a 1,002-event run; the 10 MB run's pages are checked by sampling below."""
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "/events 1000 40", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "/events 1000 40", "mode": "sync"})).structured_content["run"][
+            "id"
+        ]
         expected = [e["id"] for e in sandbox.state.get_run(SERVER_ID, run_id).events]
         seen: list[str] = []
         for offset in range(0, len(expected), PAGE):
@@ -117,7 +113,7 @@ async def test_pages_of_a_10000_event_10_mb_run_hold_exactly_the_events_at_their
     All 201 pages would take about 85 s: each call re-fetches and parses the whole 10 MB run.
     """
     async with connect(settings) as client:
-        started = await _start(client, {"content": "/events 10000 1000", "mode": "async", "waitSeconds": 20})
+        started = await start_run(client, {"content": "/events 10000 1000", "mode": "async", "waitSeconds": 20})
         run_id = started.structured_content["run"]["id"]
         events = sandbox.state.get_run(SERVER_ID, run_id).events
         total = len(events)
@@ -147,7 +143,7 @@ async def test_a_huge_output_is_cut_at_4000_characters_in_the_result_and_1500_in
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        result = await _start(client, {"content": "/output 50000", "mode": "sync"})
+        result = await start_run(client, {"content": "/output 50000", "mode": "sync"})
 
     run_id = result.structured_content["run"]["id"]
     output = sandbox.state.get_run(SERVER_ID, run_id).output
@@ -169,7 +165,7 @@ async def test_large_metadata_is_left_out_of_the_result_with_a_note_and_kept_who
 ) -> None:
     metadata = {"blob": "m" * 15_980, "ticket": "T-1"}
     async with connect(settings) as client:
-        result = await _start(client, {"content": "with metadata", "mode": "sync", "metadata": metadata})
+        result = await start_run(client, {"content": "with metadata", "mode": "sync", "metadata": metadata})
         read = await client.read_resource(result.structured_content["resourceUri"])
 
     assert api_requests(sandbox)[0].body == {"content": "with metadata", "mode": "sync", "metadata": metadata}
@@ -191,7 +187,7 @@ async def test_an_empty_event_window_still_gives_the_total_and_clamps_the_offset
     settings: Settings, sandbox: RunningSandbox, window: dict[str, int], expected_offset: int
 ) -> None:
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "short", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "short", "mode": "sync"})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         result = await client.call_tool("get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, **window})
 
@@ -208,7 +204,7 @@ async def test_an_empty_event_window_is_not_described_as_an_inverted_range(
     settings: Settings, window: dict[str, int]
 ) -> None:
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "short", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "short", "mode": "sync"})).structured_content["run"]["id"]
         result = await client.call_tool("get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, **window})
 
     notes = result.structured_content["notes"]
@@ -221,7 +217,7 @@ async def test_the_text_block_lists_at_most_five_events_each_cut_at_200_characte
     settings: Settings, sandbox: RunningSandbox, max_events: int
 ) -> None:
     async with connect(settings) as client:
-        result = await _start(client, {"content": "/events 60 1000", "mode": "sync", "maxEvents": max_events})
+        result = await start_run(client, {"content": "/events 60 1000", "mode": "sync", "maxEvents": max_events})
 
     run_id = result.structured_content["run"]["id"]
     events = sandbox.state.get_run(SERVER_ID, run_id).events

@@ -9,18 +9,11 @@ import pytest
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import API_KEY, SERVER_ID, api_requests, connect, text_of
+from .conftest import API_KEY, SERVER_ID, api_requests, connect, finished_run, text_of
 
 pytestmark = pytest.mark.anyio
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-async def _finished_run(client, content: str = "first") -> str:  # type: ignore[no-untyped-def]
-    result = await client.call_tool("start_agent_run", {"serverId": SERVER_ID, "content": content})
-    assert not result.is_error, text_of(result)
-    assert result.structured_content["run"]["status"] == "completed"
-    return str(result.structured_content["run"]["id"])
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
@@ -28,7 +21,7 @@ async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_cont
     settings: Settings, sandbox: RunningSandbox, mode: str
 ) -> None:
     async with connect(settings, mode=mode) as client:
-        run_id = await _finished_run(client)
+        run_id = await finished_run(client)
         sandbox.state.clear_requests()
         result = await client.call_tool(
             "continue_agent_run",
@@ -87,7 +80,7 @@ async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_cont
 
 async def test_text_block_carries_status_output_and_latest_events(settings: Settings) -> None:
     async with connect(settings) as client:
-        run_id = await _finished_run(client)
+        run_id = await finished_run(client)
         result = await client.call_tool(
             "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "again", "mode": "sync"}
         )
@@ -114,7 +107,7 @@ async def test_async_continue_reports_202_accepted_and_waits_for_the_turn(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        run_id = await _finished_run(client)
+        run_id = await finished_run(client)
         sandbox.state.clear_requests()
         result = await client.call_tool(
             "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "later", "mode": "async"}
@@ -132,7 +125,7 @@ async def test_async_continue_reports_202_accepted_and_waits_for_the_turn(
 
 async def test_omitted_mode_is_sent_as_async_and_awaited(settings: Settings, sandbox: RunningSandbox) -> None:
     async with connect(settings) as client:
-        run_id = await _finished_run(client)
+        run_id = await finished_run(client)
         sandbox.state.clear_requests()
         result = await client.call_tool(
             "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "prompt": "via prompt"}

@@ -20,24 +20,13 @@ from pydantic import SecretStr
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import Fault, RunningSandbox
 
-from .conftest import API_KEY, SERVER_ID, api_requests, connect, text_of
+from .conftest import API_KEY, SERVER_ID, api_requests, connect, error_text, text_of
 
 pytestmark = pytest.mark.anyio
 
 START_PATH = f"/v1/servers/{SERVER_ID}/runtime/agent/runs"
 START_ARGS = {"serverId": SERVER_ID, "content": "hello", "waitSeconds": 0}
 TOOL_NAMES = {"start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"}
-
-
-def error_text(result: Any, tool: str) -> str:
-    """The message of a tool error, after checking it is one and holds no traceback or key."""
-    assert result.is_error is True, text_of(result)
-    text = text_of(result)
-    prefix = f"Error executing tool {tool}: "
-    assert text.startswith(prefix), text
-    assert "Traceback" not in text
-    assert API_KEY not in json.dumps(result.model_dump(mode="json"))
-    return text[len(prefix) :]
 
 
 def closed_port() -> int:

@@ -14,13 +14,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client, MCPError
+from mcp import MCPError
 
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import Fault, RecordedRequest, RunningSandbox
 from acp_mcp.waiting import PollPolicy
 
-from .conftest import API_KEY, SERVER_ID, api_requests, connect, text_of
+from .conftest import API_KEY, SERVER_ID, api_requests, connect, start_run, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -46,12 +46,6 @@ def _parse_next(hint: str) -> tuple[str, dict[str, Any]]:
     return name, json.loads(arguments)
 
 
-async def _start(client: Client, arguments: dict[str, Any]) -> Any:
-    result = await client.call_tool("start_agent_run", {"serverId": SERVER_ID, **arguments})
-    assert not result.is_error, text_of(result)
-    return result
-
-
 # -- start ---------------------------------------------------------------------------------------
 
 
@@ -66,7 +60,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
         "metadata": {"ticket": "T-9", "tags": ["a", "b"]},
     }
     async with connect(settings) as client:
-        result = await _start(client, body)
+        result = await start_run(client, body)
 
     (post,) = api_requests(sandbox)  # the sync answer holds the finished run and its events
     assert (post.method, post.path, post.query, post.body) == ("POST", RUNS, {}, body)
@@ -100,7 +94,7 @@ async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_even
 ) -> None:
     sandbox.state.pace = 0.05  # a few polls happen before the run ends
     async with connect(settings) as client:
-        result = await _start(client, {"content": "hi", **given, "waitSeconds": 5})
+        result = await start_run(client, {"content": "hi", **given, "waitSeconds": 5})
 
     structured = result.structured_content
     run_id = structured["run"]["id"]
@@ -124,7 +118,7 @@ async def test_a_run_that_outlives_its_wait_returns_its_id_and_the_exact_next_ca
     sandbox.state.pace = 0.05  # 50 steps: about 2.6 s, far longer than the wait
     async with connect(settings) as client:
         began = time.monotonic()
-        result = await _start(client, {"content": "/steps 50", "waitSeconds": 0.3})
+        result = await start_run(client, {"content": "/steps 50", "waitSeconds": 0.3})
         elapsed = time.monotonic() - began
 
         structured = result.structured_content
@@ -157,7 +151,7 @@ async def test_wait_seconds_zero_returns_right_after_the_post_with_the_next_call
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        result = await _start(client, {"content": "/hang", "waitSeconds": 0})
+        result = await start_run(client, {"content": "/hang", "waitSeconds": 0})
 
     # The 202 answer already holds the run's events, so nothing else is fetched.
     assert _calls(api_requests(sandbox)) == [("POST", "")]
@@ -180,7 +174,7 @@ async def test_get_agent_run_on_a_finished_run_makes_exactly_one_events_request(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "done", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "done", "mode": "sync"})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         result = await client.call_tool("get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
 
@@ -199,7 +193,7 @@ async def test_get_agent_run_on_a_running_run_polls_it_until_it_finishes(
 ) -> None:
     sandbox.state.pace = 0.05
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "/steps 4", "waitSeconds": 0})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "/steps 4", "waitSeconds": 0})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         result = await client.call_tool(
             "get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 5}
@@ -262,7 +256,7 @@ async def test_cancel_agent_run_stops_a_hanging_run_and_cancelling_it_again_is_h
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         cancelled = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
         again = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
@@ -287,7 +281,7 @@ async def test_cancelling_a_completed_run_is_a_tool_error_naming_the_run_and_the
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "x", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "x", "mode": "sync"})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         result = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
 
@@ -301,7 +295,7 @@ async def test_cancelling_a_completed_run_is_a_tool_error_naming_the_run_and_the
 async def test_cancelling_a_finished_run_does_not_advise_cancelling_or_waiting_for_it(settings: Settings) -> None:
     """The 409 of a cancel means the run already ended: waiting for it or cancelling it again cannot help."""
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "x", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "x", "mode": "sync"})).structured_content["run"]["id"]
         result = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
 
     assert result.is_error
@@ -406,7 +400,7 @@ async def test_a_cancelled_waiting_call_returns_at_once_stops_polling_and_leaves
     settings: Settings, sandbox: RunningSandbox, mode: str, how: str
 ) -> None:
     async with connect(settings, mode=mode) as client:
-        run_id = (await _start(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
         arguments = {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 30}
         began = time.monotonic()
         if how == "move_on_after":
@@ -440,7 +434,7 @@ async def test_a_sync_continue_that_outlives_its_wait_returns_the_running_run_wi
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        run_id = (await _start(client, {"content": "first", "mode": "sync"})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "first", "mode": "sync"})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         began = time.monotonic()
         result = await client.call_tool(
@@ -506,7 +500,7 @@ async def test_the_run_resource_holds_the_full_run_and_every_event_as_json(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings) as client:
-        started = await _start(client, {"content": "/events 30 700", "mode": "sync"})
+        started = await start_run(client, {"content": "/events 30 700", "mode": "sync"})
         run_id = started.structured_content["run"]["id"]
         uri = started.structured_content["resourceUri"]
         sandbox.state.clear_requests()
@@ -568,7 +562,7 @@ async def test_a_poll_answer_with_a_field_of_the_wrong_type_keeps_the_run_id_wit
     sandbox.state.pace = 0.05
     sandbox.state.inject(Fault(kind="status", status=200, body=broken, method="GET", path_contains="/events"))
     async with connect(settings) as client:
-        result = await _start(client, {"content": "/steps 3", "waitSeconds": 2})
+        result = await start_run(client, {"content": "/steps 3", "waitSeconds": 2})
 
     structured = result.structured_content
     assert structured["run"]["id"].startswith("run_0")  # the run the POST created, not lost
@@ -583,7 +577,7 @@ async def test_slow_answers_cannot_stretch_a_call_past_its_wait_plus_the_grace(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with connect(settings.with_overrides(request_timeout=0.3)) as client:
-        run_id = (await _start(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
         sandbox.state.inject(Fault(kind="slow", delay=5.0, method="GET", times=100))
         began = time.monotonic()
         result = await client.call_tool(
@@ -601,7 +595,7 @@ async def test_a_run_that_ends_just_before_the_wait_does_is_reported_finished(
 ) -> None:
     policy = PollPolicy(first_interval=0.4, factor=1, max_interval=0.4, progress_interval=0.1, grace=1.0)
     async with connect(settings, policy=policy) as client:
-        run_id = (await _start(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+        run_id = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
 
         async def cancel_soon() -> None:
             await anyio.sleep(0.5)  # after the poll at 0.4 s, before the wait ends at 0.7 s

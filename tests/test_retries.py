@@ -16,27 +16,12 @@ import pytest
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import Fault, RunningSandbox
 
-from .conftest import SERVER_ID, api_requests, connect, text_of
+from .conftest import SERVER_ID, api_requests, connect, error_text, finished_run, text_of
 
 pytestmark = pytest.mark.anyio
 
 RUNS = f"/v1/servers/{SERVER_ID}/runtime/agent/runs"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-def error_text(result: Any, tool: str) -> str:
-    assert result.is_error is True, text_of(result)
-    text = text_of(result)
-    assert text.startswith(f"Error executing tool {tool}: "), text
-    assert "Traceback" not in text
-    return text
-
-
-async def finished_run(client: Any, server_id: str = SERVER_ID, content: str = "first") -> str:
-    result = await client.call_tool("start_agent_run", {"serverId": server_id, "content": content, "mode": "sync"})
-    assert not result.is_error, text_of(result)
-    assert result.structured_content["run"]["status"] == "completed"
-    return str(result.structured_content["run"]["id"])
 
 
 async def runs_of(client: Any, server_id: str) -> list[dict[str, Any]]:
