@@ -78,7 +78,10 @@ def _optional(text: str) -> str | None:
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a port from 0 to 65535, got {text!r}") from None
     if not 0 <= value <= 65535:
         raise ValueError(f"expected a port from 0 to 65535, got {text!r}")
     return value
@@ -125,6 +128,13 @@ class Settings:
     )
     read_only: bool = _setting(
         False, "ACP_MCP_READ_ONLY", "--read-only", "offer only the read-only tools (get, list)", parse_bool
+    )
+    resource_links: bool = _setting(
+        False,
+        "ACP_MCP_RESOURCE_LINKS",
+        "--resource-links",
+        "add a resource_link to the full run in every run result (for clients that attach resources)",
+        parse_bool,
     )
     log_level: LogLevel = _setting(
         "WARNING", "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level

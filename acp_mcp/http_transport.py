@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Iterator
 
 import anyio
@@ -108,8 +109,18 @@ class InFlightRequests:
             scope.cancel()
 
 
+MIN_TOKEN_CHARS = 16
+"""Shortest caller token accepted: anything shorter is guessable."""
+
+
 def check_exposure(settings: Settings) -> None:
-    """Refuse to listen beyond loopback without a caller token."""
+    """Refuse a short caller token, and listening beyond loopback without one."""
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{HTTP_TOKEN_VARIABLE} is {len(token)} characters; use at least {MIN_TOKEN_CHARS} random characters "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     if settings.http_token is None and not is_loopback(settings.host):
         raise ConfigError(
             f"refusing to listen on {settings.host} without caller authentication: set {HTTP_TOKEN_VARIABLE} "
@@ -144,6 +155,29 @@ def http_app(server: MCPServer, settings: Settings) -> InFlightRequests:
     return InFlightRequests(app)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a taken port or a bad host is one clear error.
+
+    ``proto=IPPROTO_TCP`` lets asyncio set TCP_NODELAY on accepted connections (no 40 ms delayed ACKs).
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+            0
+        ]
+        sock = socket.socket(family, kind, socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host!r} (ACP_MCP_HOST / --host): {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another ACP_MCP_PORT / --port)"
+        ) from None
+    return sock
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: `serve_http` owns the signals and the order of shutdown."""
 
@@ -155,6 +189,7 @@ class _Uvicorn(uvicorn.Server):
 async def serve_http(server: MCPServer, settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; then cancel the calls in flight, end the MCP sessions, and stop."""
     check_exposure(settings)
+    sock = listen(settings.host, settings.port)
     app = http_app(server, settings)
     config = uvicorn.Config(
         app,
@@ -183,7 +218,7 @@ async def serve_http(server: MCPServer, settings: Settings) -> None:
 
             async def serve_web() -> None:
                 try:
-                    await web.serve()
+                    await web.serve(sockets=[sock])
                 finally:
                     stopped.set()
 

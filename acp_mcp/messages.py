@@ -7,6 +7,9 @@ the API key cannot reach the model even when the API echoes it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from .config import KEY_VARIABLES
 from .errors import (
     ACPError,
@@ -33,6 +36,17 @@ from .redaction import Redactor
 from .results import call_hint
 
 KEY_VARIABLE = KEY_VARIABLES[0]
+_TYPES = {
+    "string_type": "text (a JSON string)",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "dict_type": "a JSON object",
+    "model_type": "a JSON object",
+}
+
 UNEXPECTED = (
     "acp-mcp hit an unexpected internal error; the details are in the server's log (stderr). "
     "Retry the call once; if it fails again, tell the user."
@@ -177,3 +191,46 @@ def _check_before_retrying(exc: ACPError) -> str:
 def safe_message(exc: ACPError, *, base_url: str, redact: Redactor) -> str:
     """`describe`, plus how to check a start or input of unknown fate, with every secret masked."""
     return redact(describe(exc, base_url=base_url) + _check_before_retrying(exc))
+
+
+def _argument_problem(error: Mapping[str, Any]) -> str:
+    """One rejected argument, in words: its name, the rule, and the number given where it was one."""
+    name = ".".join(str(part) for part in error["loc"]) or "the arguments"
+    kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, int | float) and not isinstance(given, bool) else ""
+    if kind == "missing":
+        return f"{name} is required"
+    if kind in {"less_than_equal", "less_than"}:
+        return f"{name} must be at most {ctx.get('le', ctx.get('lt')):g}{shown}"
+    if kind in {"greater_than_equal", "greater_than"}:
+        return f"{name} must be at least {ctx.get('ge', ctx.get('gt')):g}{shown}"
+    if kind == "string_too_long":
+        return f"{name} must be at most {ctx['max_length']:,} characters"
+    if kind == "literal_error":
+        return f"{name} must be one of {ctx['expected']}"
+    if kind in _TYPES:
+        return f"{name} must be {_TYPES[kind]}"
+    return f"{name}: {error['msg']}"
+
+
+def invalid_arguments(tool: str, errors: Sequence[Mapping[str, Any]]) -> str:
+    """The arguments of a call did not fit the tool's parameters: which, why, and what to do."""
+    problems = "; ".join(_argument_problem(error) for error in errors)
+    return f"Invalid arguments for {tool}: {problems}. Fix them and call {tool} again (nothing was sent)."
+
+
+def read_only_refusal(tool: str) -> str:
+    """A write tool called on a read-only server."""
+    return (
+        f"{tool} is disabled: this MCP server runs in read-only mode (ACP_MCP_READ_ONLY). "
+        "Only get_agent_run and list_agent_runs are available; ask the user if a run must be changed."
+    )
+
+
+def repeated_start_note(run_id: str) -> str:
+    """Why a start returned an existing run instead of starting another."""
+    return (
+        f"an identical start_agent_run was cancelled (the client stopped waiting) after it started run {run_id}; "
+        "that run is returned instead of starting a second one. To start another run anyway, change the content "
+        "or add a title"
+    )

@@ -15,7 +15,6 @@ import json
 from typing import Any, Literal
 from urllib.parse import quote
 
-from mcp.types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel, Field, PrivateAttr
 
 from .models import Event, EventFields, Run, RunEnvelope, RunFields, RunList
@@ -293,22 +292,3 @@ def render_list(result: RunListResult) -> str:
     lines.extend(f"- {r.id}: {r.status} — {preview(r.title or r.input, 80)}" for r in result.runs)
     lines.extend(f"Note: {note}" for note in result.notes)
     return "\n".join(lines)
-
-
-def tool_result(structured: RunResult | RunListResult) -> CallToolResult:
-    """The tool's answer: text twin first, then a link to the full run, then structured content."""
-    if isinstance(structured, RunListResult):
-        content: list[Any] = [TextContent(type="text", text=render_list(structured))]
-    else:
-        content = [TextContent(type="text", text=structured.text)]
-        if structured.resourceUri and structured.run and structured.run.id:
-            content.append(
-                ResourceLink(
-                    type="resource_link",
-                    uri=structured.resourceUri,
-                    name=f"run-{structured.run.id}",
-                    title=f"Run {structured.run.id} with all events",
-                    mime_type="application/json",
-                )
-            )
-    return CallToolResult(content=content, structured_content=structured.model_dump(mode="json"))

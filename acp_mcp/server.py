@@ -10,12 +10,15 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import Tool as MCPTool
+from pydantic import ValidationError
 
 from . import __version__
 from .app import AppState
 from .config import Settings
 from .errors import ACPError
-from .messages import safe_message
+from .messages import invalid_arguments, read_only_refusal, safe_message
+from .schemas import input_schema, output_schema
 from .tools import TOOLS
 from .waiting import PollPolicy
 
@@ -30,19 +33,41 @@ RUN_RESOURCE = "acp://servers/{serverId}/runs/{resourceRunId}"
 
 
 class ACPServer(MCPServer):
-    """`MCPServer` that refuses the tools read-only mode leaves out, with a message that says why."""
+    """`MCPServer` with the tool contract as clients need it.
+
+    Refuses the tools read-only mode leaves out, answers arguments that do not fit a tool's
+    parameters with a message naming each field and its limit (not the validator's dump), and lists
+    the tools with schemas shaped by `schemas` (computed once: the tools never change).
+    """
 
     refused_tools: frozenset[str] = frozenset()
+    _listed: list[MCPTool] | None = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         if name in self.refused_tools:
-            raise ToolError(
-                f"{name} is disabled: this MCP server runs in read-only mode (ACP_MCP_READ_ONLY). "
-                "Only get_agent_run and list_agent_runs are available; ask the user if a run must be changed."
-            )
-        return await super().call_tool(name, arguments, context)
+            raise ToolError(read_only_refusal(name))
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            errors = exc.__cause__.errors(include_url=False)
+            raise ToolError(f"Error executing tool {name}: {invalid_arguments(name, errors)}") from None
+
+    async def list_tools(self) -> list[MCPTool]:
+        if self._listed is None:
+            self._listed = [
+                tool.model_copy(
+                    update={
+                        "input_schema": input_schema(tool.input_schema),
+                        "output_schema": tool.output_schema and output_schema(tool.output_schema),
+                    }
+                )
+                for tool in await super().list_tools()
+            ]
+        return self._listed
 
 
 def tool_description(fn: Any) -> str:

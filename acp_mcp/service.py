@@ -25,10 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+
 from .client import ACPClient
 from .config import MAX_WAIT_SECONDS, Settings
 from .errors import ACPError, InvalidArgumentError, NotFoundError, RequestTimeout, UnconfirmedStartError
+from .messages import repeated_start_note
 from .models import Event, Run, RunEnvelope
+from .repeats import AbandonedStart, AbandonedStarts
 from .results import (
     DEFAULT_MAX_EVENTS,
     MAX_LIST_RUNS,
@@ -44,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
 """Longest ``content`` or ``prompt`` accepted."""
+MAX_TITLE_CHARS = 1_000
+"""Longest ``title`` accepted."""
 MAX_METADATA_CHARS = 16_384
 """Largest ``metadata`` accepted, measured as compact JSON."""
 CLOCK_SKEW_SECONDS = 60.0
@@ -97,12 +103,13 @@ class RunService:
         self.client = client
         self.settings = settings
         self.policy = policy or PollPolicy()
+        self.abandoned = AbandonedStarts()
 
     # -- argument rules -------------------------------------------------------------------
 
     def server_id(self, given: str | None) -> str:
         """The call's serverId, or the configured default; refuses when there is neither."""
-        server_id = given if given is not None else self.settings.default_server_id
+        server_id = given or self.settings.default_server_id
         if server_id is None:
             raise InvalidArgumentError(
                 "serverId is required: pass serverId (the resource id of the agent runtime's server), "
@@ -137,33 +144,59 @@ class RunService:
         body.setdefault("mode", "async")
         return body
 
-    def call(self, server_id: str | None, wait: float | None = None, **options: Any) -> Call:
-        """The frame of one tool call, with the server id and wait resolved."""
+    def call(
+        self, server_id: str | None, wait: float | None = None, *, max_events: int | None = None, **options: Any
+    ) -> Call:
+        """The frame of one tool call, with the server id, wait and number of events resolved."""
         return Call(
             self.server_id(server_id),
             self.wait_seconds(wait),
             self.settings.request_timeout,
             self.policy.grace,
+            max_events=DEFAULT_MAX_EVENTS if max_events is None else max_events,
             **options,
         )
 
     # -- tools ----------------------------------------------------------------------------
 
     async def start(self, call: Call, body: dict[str, Any]) -> RunResult:
-        """Start a run, then wait for it within the call's budget."""
+        """Start a run, then wait for it within the call's budget; a repeat of a cancelled start gets its run."""
+        key = self.abandoned.key(call.server_id, body)
+        earlier = self.abandoned.take(key)
+        envelope = None if earlier is None else await self._earlier_start(call, body, earlier)
+        if envelope is not None and envelope.run is not None and envelope.run.id:
+            note = repeated_start_note(envelope.run.id)
+            async with self._ticker(call, f"run {envelope.run.id}: fetching") as ticker:
+                return await self._settle(call, envelope, "fetched", None, ticker, notes=[note])
+        started: str | None = None
 
         async def send(sync: bool) -> tuple[int, RunEnvelope]:
-            return await self.client.start_run(
-                call.server_id, body, deadline=self._post_deadline(call, sync), sync=sync
-            )
+            nonlocal started
+            deadline = self._post_deadline(call, sync)
+            status, envelope = await self.client.start_run(call.server_id, body, deadline=deadline, sync=sync)
+            started = envelope.run.id if envelope.run else None
+            return status, envelope
 
         async def recover() -> RunEnvelope:
-            return await self._find_started(call, body)
+            return await self._find_started(call, body, call.began_wall)
 
         late = "the sync start did not answer within {cutoff:g}s; this is the run it started"
-        return await self._post(
-            call, body, send, recover, "started", late, f"starting a run on server {call.server_id}"
-        )
+        try:
+            return await self._post(
+                call, body, send, recover, "started", late, f"starting a run on server {call.server_id}"
+            )
+        except anyio.get_cancelled_exc_class():
+            self.abandoned.remember(key, started, call.began_wall)
+            raise
+
+    async def _earlier_start(self, call: Call, body: dict[str, Any], earlier: AbandonedStart) -> RunEnvelope | None:
+        """The run a cancelled identical start created, if it can be found."""
+        try:
+            if earlier.run_id is not None:
+                return await self.client.get_run_events(call.server_id, earlier.run_id, deadline=call.deadline)
+            return await self._find_started(call, body, earlier.began_wall)
+        except (NotFoundError, UnconfirmedStartError):
+            return None
 
     async def continue_run(self, call: Call, run_id: str, body: dict[str, Any]) -> RunResult:
         """Send input to a run, then wait for it within the call's budget."""
@@ -311,12 +344,12 @@ class RunService:
 
         return poll
 
-    async def _find_started(self, call: Call, body: dict[str, Any]) -> RunEnvelope:
-        """After a sync start outlived its wait: the newest run with the same input created since the
-        call began (allowing for clock skew), else an error telling how to look for it."""
+    async def _find_started(self, call: Call, body: dict[str, Any], began_wall: float) -> RunEnvelope:
+        """The newest run with the same input created since `began_wall` (allowing for clock skew),
+        else an error telling how to look for it."""
         text = body.get("content", body.get("prompt"))
         listing = await self.client.list_runs(call.server_id, 10, deadline=call.deadline)
-        since = call.began_wall - CLOCK_SKEW_SECONDS
+        since = began_wall - CLOCK_SKEW_SECONDS
         match = next((r for r in listing.items if r.id and r.input == text and _created_since(r, since)), None)
         if match is None or match.id is None:
             raise UnconfirmedStartError(

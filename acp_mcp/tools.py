@@ -15,15 +15,24 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
 
 from .app import AppState
+from .client import MAX_ID_LENGTH
 from .config import MAX_WAIT_SECONDS
 from .errors import ACPError
 from .messages import UNEXPECTED, safe_message
-from .results import DEFAULT_MAX_EVENTS, MAX_LIST_RUNS, MAX_MAX_EVENTS, RunListResult, RunResult, tool_result
-from .service import MAX_TEXT_CHARS, RunService
+from .results import (
+    DEFAULT_MAX_EVENTS,
+    MAX_LIST_RUNS,
+    MAX_MAX_EVENTS,
+    RunListResult,
+    RunResult,
+    render_list,
+)
+from .schemas import nullable
+from .service import MAX_METADATA_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, RunService
 
 logger = logging.getLogger(__name__)
 
@@ -42,51 +51,86 @@ def _null_passes(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 Nullable = WrapValidator(_null_passes)
 
+
+def _text(description: str, max_length: int) -> Any:
+    """The field of an optional text parameter: advertised as string-or-null (see `OptionalText`)."""
+    return Field(description=description, max_length=max_length, json_schema_extra=nullable)
+
+
 ServerId = Annotated[
     OptionalText,
-    Field(
-        description="Id of the server (resource) whose connected agent runtime runs the agent. "
-        "Optional when the MCP server has ACP_SERVER_ID set.",
-        max_length=256,
+    _text(
+        "Id of the server (resource) whose agent runtime runs the agent, at most "
+        f'{MAX_ID_LENGTH} characters. Omit it (or send null or "") to use the MCP server\'s ACP_SERVER_ID.',
+        MAX_ID_LENGTH,
     ),
     Nullable,
 ]
-RunId = Annotated[str, Field(description="Id of the run (run.id in earlier results).", max_length=256)]
-Content = Annotated[OptionalText, Field(description="Text for the agent.", max_length=MAX_TEXT_CHARS), Nullable]
-Prompt = Annotated[
+RunId = Annotated[
+    str,
+    Field(
+        description=f"Id of the run (run.id in earlier results), at most {MAX_ID_LENGTH} characters.",
+        max_length=MAX_ID_LENGTH,
+    ),
+]
+Content = Annotated[
     OptionalText,
-    Field(description="Prompt text; an alternative to content, forwarded as given.", max_length=MAX_TEXT_CHARS),
+    _text(f"Text for the agent, at most {MAX_TEXT_CHARS:,} characters. Give content or prompt.", MAX_TEXT_CHARS),
     Nullable,
 ]
-Title = Annotated[OptionalText, Field(description="Display title for the run.", max_length=1_000), Nullable]
+Prompt = Annotated[
+    OptionalText,
+    _text(
+        f"Prompt text, an alternative to content, forwarded as given; at most {MAX_TEXT_CHARS:,} characters.",
+        MAX_TEXT_CHARS,
+    ),
+    Nullable,
+]
+Title = Annotated[
+    OptionalText,
+    _text(f"Display title for the run, at most {MAX_TITLE_CHARS:,} characters.", MAX_TITLE_CHARS),
+    Nullable,
+]
 Mode = Annotated[
     Literal["sync", "async"] | None,
     Field(
-        description="sync: the API answers when the turn is done. async: the API accepts at once (HTTP 202) and "
-        "the run goes on in the background. Omitted: async is sent and this call still waits up to waitSeconds."
+        description="sync: the API answers when the turn is done. async: it accepts at once (HTTP 202) and the "
+        "run goes on. Omitted: async is sent and this call still waits up to waitSeconds."
     ),
 ]
-Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form metadata object stored with the run.")]
+Metadata = Annotated[
+    dict[str, Any] | None,
+    Field(description=f"Free-form JSON object stored with the run, at most {MAX_METADATA_CHARS // 1024} KiB as JSON."),
+]
 WaitSeconds = Annotated[
     float | None,
     Field(
-        description="How long this call waits for the run to finish (0 = return at once). "
-        "Default: the server's ACP_MCP_WAIT_SECONDS (45 unless set).",
+        description=f"How long this call waits for the run to finish, 0 to {MAX_WAIT_SECONDS:g} seconds (0 = return "
+        "at once). Default: the server's ACP_MCP_WAIT_SECONDS (45 unless set).",
         ge=0,
         le=MAX_WAIT_SECONDS,
     ),
 ]
 MaxEvents = Annotated[
-    int,
-    Field(description="How many events to list (the latest, unless eventOffset is given).", ge=0, le=MAX_MAX_EVENTS),
+    int | None,
+    Field(
+        description=f"How many events to list, 0 to {MAX_MAX_EVENTS} (default {DEFAULT_MAX_EVENTS}): the latest, "
+        "unless eventOffset is given.",
+        ge=0,
+        le=MAX_MAX_EVENTS,
+    ),
 ]
 EventOffset = Annotated[
     int | None,
-    Field(description="Index of the first event to list, to page through older events (0 = the first).", ge=0),
+    Field(description="Index of the first event to list, 0 or more, to page through older events.", ge=0),
 ]
 Limit = Annotated[
     int | None,
-    Field(description="How many runs to list, newest first (API default if omitted).", ge=1, le=MAX_LIST_RUNS),
+    Field(
+        description=f"How many runs to list, newest first, 1 to {MAX_LIST_RUNS} (default: the API's).",
+        ge=1,
+        le=MAX_LIST_RUNS,
+    ),
 ]
 
 RunToolResult = Annotated[CallToolResult, RunResult]
@@ -130,6 +174,34 @@ def _service(ctx: Context[Any, Any]) -> RunService:
     return _state(ctx).service
 
 
+def tool_result(structured: RunResult | RunListResult, *, links: bool = False) -> CallToolResult:
+    """The tool's answer: the text twin, then (with `links`) a link to the full run, then structured content.
+
+    The text names the run's resource URI, so the full run stays reachable for every client; the
+    ``resource_link`` block is opt-in (``ACP_MCP_RESOURCE_LINKS``) because several clients cannot
+    carry one (LangChain with OpenAI models, fast-agent) or then ignore the structured content (pydantic-ai).
+    """
+    if isinstance(structured, RunListResult):
+        content: list[Any] = [TextContent(type="text", text=render_list(structured))]
+    else:
+        content = [TextContent(type="text", text=structured.text)]
+        if links and structured.resourceUri and structured.run and structured.run.id:
+            content.append(
+                ResourceLink(
+                    type="resource_link",
+                    uri=structured.resourceUri,
+                    name=f"run-{structured.run.id}",
+                    title=f"Run {structured.run.id} with all events",
+                    mime_type="application/json",
+                )
+            )
+    return CallToolResult(content=content, structured_content=structured.model_dump(mode="json"))
+
+
+def _answer(ctx: Context[Any, Any], structured: RunResult | RunListResult) -> CallToolResult:
+    return tool_result(structured, links=_state(ctx).settings.resource_links)
+
+
 @_boundary
 async def start_agent_run(
     ctx: Context[Any, Any],
@@ -140,21 +212,20 @@ async def start_agent_run(
     mode: Mode = None,
     metadata: Metadata = None,
     waitSeconds: WaitSeconds = None,
-    maxEvents: MaxEvents = DEFAULT_MAX_EVENTS,
+    maxEvents: MaxEvents = None,
 ) -> RunToolResult:
     """Start a new run of the agent on a server's connected agent runtime, then wait for it.
 
-    Give content (the task for the agent). The call waits up to waitSeconds for the run to finish
-    and returns its status, output and latest events. If the run is still going when the wait ends,
-    the result says so (waitExpired) and `next` holds the get_agent_run call that picks it up: keep
-    the run id. To send a follow-up to a finished run use continue_agent_run; to stop it,
-    cancel_agent_run. Every call starts a new run, so do not retry a start that may have worked:
-    check list_agent_runs first.
+    Give content (the task for the agent). The call waits up to waitSeconds and returns the run's
+    status, output and latest events. If the run is still going, waitExpired is true and `next`
+    holds the get_agent_run call that picks it up. Follow up on a finished run with
+    continue_agent_run; stop one with cancel_agent_run. Each call starts a new run, except that
+    repeating a start whose call was cancelled or timed out returns the run that call started.
     """
     service = _service(ctx)
     body = service.request_body(content=content, prompt=prompt, title=title, mode=mode, metadata=metadata)
     call = service.call(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
-    return tool_result(await service.start(call, body))
+    return _answer(ctx, await service.start(call, body))
 
 
 @_boundary
@@ -167,21 +238,19 @@ async def continue_agent_run(
     mode: Mode = None,
     metadata: Metadata = None,
     waitSeconds: WaitSeconds = None,
-    maxEvents: MaxEvents = DEFAULT_MAX_EVENTS,
+    maxEvents: MaxEvents = None,
 ) -> RunToolResult:
     """Send input (a follow-up message) to an existing run, then wait for the agent's answer.
 
-    Use it on a run that has finished its turn (completed, failed or cancelled); a run that is
-    still queued or running is busy, so first wait for it with get_agent_run. The API answers
-    200 when the turn is done (outcome "continued") or 202 when it accepted the input to work on
-    it in the background (outcome "accepted"). The call waits up to waitSeconds and returns the
-    run's status, output and latest events; if the run is still going, `next` holds the
-    get_agent_run call to check it later.
+    Use it on a run that has finished its turn (completed, failed or cancelled); a queued or
+    running run is busy, so first wait for it with get_agent_run. Outcome "continued" (HTTP 200)
+    means the turn is done, "accepted" (202) that it goes on in the background. The call waits up
+    to waitSeconds; if the run is still going, `next` holds the get_agent_run call to check it later.
     """
     service = _service(ctx)
     body = service.request_body(content=content, prompt=prompt, mode=mode, metadata=metadata)
     call = service.call(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
-    return tool_result(await service.continue_run(call, resourceRunId, body))
+    return _answer(ctx, await service.continue_run(call, resourceRunId, body))
 
 
 @_boundary
@@ -190,7 +259,7 @@ async def get_agent_run(
     resourceRunId: RunId,
     serverId: ServerId = None,
     waitSeconds: WaitSeconds = None,
-    maxEvents: MaxEvents = DEFAULT_MAX_EVENTS,
+    maxEvents: MaxEvents = None,
     eventOffset: EventOffset = None,
 ) -> RunToolResult:
     """Get a run's status, output and events; if it is still going, wait up to waitSeconds first.
@@ -202,7 +271,7 @@ async def get_agent_run(
     """
     service = _service(ctx)
     call = service.call(serverId, waitSeconds, max_events=maxEvents, event_offset=eventOffset, report=_progress(ctx))
-    return tool_result(await service.get(call, resourceRunId))
+    return _answer(ctx, await service.get(call, resourceRunId))
 
 
 @_boundary
@@ -213,7 +282,7 @@ async def list_agent_runs(ctx: Context[Any, Any], serverId: ServerId = None, lim
     starting another. Then use get_agent_run for a run's output and events.
     """
     service = _service(ctx)
-    return tool_result(await service.list_runs(service.server_id(serverId), limit))
+    return _answer(ctx, await service.list_runs(service.server_id(serverId), limit))
 
 
 @_boundary
@@ -224,7 +293,7 @@ async def cancel_agent_run(ctx: Context[Any, Any], resourceRunId: RunId, serverI
     agent is doing, let the turn finish and use continue_agent_run.
     """
     service = _service(ctx)
-    return tool_result(await service.cancel(service.server_id(serverId), resourceRunId))
+    return _answer(ctx, await service.cancel(service.server_id(serverId), resourceRunId))
 
 
 @dataclass(frozen=True)

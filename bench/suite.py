@@ -542,7 +542,8 @@ async def bench_concurrency(concurrency: int, rounds: int, latency: float) -> di
 def bench_shaping(raw: bytes, reps: int) -> dict[str, Any]:
     """Parse and shape a big run in this process: json.loads, RunEnvelope validation, shape_run, tool_result."""
     from acp_mcp.models import RunEnvelope
-    from acp_mcp.results import shape_run, tool_result
+    from acp_mcp.results import shape_run
+    from acp_mcp.tools import tool_result
 
     stages: dict[str, list[float]] = {"json_loads": [], "validate": [], "shape_run": [], "tool_result": []}
     for _ in range(reps):

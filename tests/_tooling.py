@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_BIN = ROOT / "node_modules" / ".bin"
+README = ROOT / "README.md"
+
+
+def readme_section(heading: str) -> str:
+    """The README's ``## heading`` section, up to the next ``## `` heading."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def readme_blocks(heading: str = "Install in your client") -> dict[str, str]:
+    """The fenced blocks after ``<!-- install:NAME -->`` markers in a README section, by NAME."""
+    return dict(re.findall(r"<!-- install:([\w-]+) -->\n```\w+\n(.*?)```", readme_section(heading), flags=re.S))
 
 
 def node_tool(name: str) -> Path:

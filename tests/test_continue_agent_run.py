@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -85,7 +86,7 @@ async def test_text_block_carries_status_output_and_latest_events(settings: Sett
             "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "again", "mode": "sync"}
         )
 
-    text, link = result.content
+    (text,) = result.content
     assert text.type == "text"
     assert text.text.splitlines() == [
         f"Run {run_id} on server {SERVER_ID}: completed (HTTP 200, continued).",
@@ -98,9 +99,24 @@ async def test_text_block_carries_status_output_and_latest_events(settings: Sett
         "- [assistant/message] Echo: again",
         f"Full run: acp://servers/{SERVER_ID}/runs/{run_id}",
     ]
-    assert link.type == "resource_link"
-    assert link.uri == f"acp://servers/{SERVER_ID}/runs/{run_id}"
-    assert link.mime_type == "application/json"
+
+
+async def test_a_resource_link_to_the_full_run_follows_the_text_when_configured(settings: Settings) -> None:
+    async with connect(replace(settings, resource_links=True)) as client:
+        run_id = await finished_run(client)
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "again", "mode": "sync"}
+        )
+
+    text, link = result.content
+    assert text.type == "text" and text.text.endswith(f"Full run: acp://servers/{SERVER_ID}/runs/{run_id}")
+    assert link.model_dump(mode="json", by_alias=True, exclude_none=True) == {
+        "type": "resource_link",
+        "uri": f"acp://servers/{SERVER_ID}/runs/{run_id}",
+        "name": f"run-{run_id}",
+        "title": f"Run {run_id} with all events",
+        "mimeType": "application/json",
+    }
 
 
 async def test_async_continue_reports_202_accepted_and_waits_for_the_turn(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from acp_mcp.config import Settings
 
@@ -104,3 +105,37 @@ async def test_output_schemas_describe_the_run_result(settings: Settings) -> Non
         assert required == {"serverId", "outcome", "terminal", "waitedSeconds", "waitExpired"}, name
         assert {"run", "events", "eventsTotal", "next", "resourceUri"} <= set(schemas[name]["properties"])
     assert set(schemas["list_agent_runs"]["required"]) == {"serverId", "runs", "count"}
+
+
+async def test_optional_parameters_accept_null_as_clients_that_validate_arguments_check_it(settings: Settings) -> None:
+    for tool in await _listed_tools(settings):
+        schema = tool["inputSchema"]
+        required = {name: "run_000001" for name in schema.get("required", [])}
+        for name in set(schema["properties"]) - set(required):
+            Draft202012Validator(schema).validate({**required, name: None})
+
+
+async def test_every_limit_of_a_parameter_is_stated_in_its_description(settings: Settings) -> None:
+    for tool in await _listed_tools(settings):
+        for name, prop in tool["inputSchema"]["properties"].items():
+            bounds = [prop, *prop.get("anyOf", [])]
+            limits = {b[key] for b in bounds for key in ("maximum", "minimum", "maxLength") if key in b}
+            for limit in limits:
+                assert f"{limit:,g}" in prop["description"], (tool["name"], name, limit)
+
+
+async def test_output_schemas_are_self_contained_with_nullable_types_and_no_anyof(settings: Settings) -> None:
+    for tool in await _listed_tools(settings):
+        text = json.dumps(tool["outputSchema"])
+        assert "$ref" not in text and "$defs" not in text and "anyOf" not in text, tool["name"]
+    run = {t["name"]: t for t in await _listed_tools(settings)}["get_agent_run"]["outputSchema"]["properties"]["run"]
+    assert run["type"] == ["object", "null"]
+    assert run["properties"]["status"] == {"type": ["string", "null"]}
+
+
+async def test_the_tool_list_fits_its_budgets(settings: Settings) -> None:
+    """The whole list on the wire, and what a model reads of it (names, descriptions, input schemas)."""
+    tools = await _listed_tools(settings)
+    model_facing = [{k: t[k] for k in ("name", "description", "inputSchema")} for t in tools]
+    assert len(json.dumps(tools, separators=(",", ":"))) <= 15_000
+    assert len(json.dumps(model_facing, separators=(",", ":"))) <= 8_000

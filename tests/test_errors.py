@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -411,10 +412,24 @@ async def test_an_id_that_is_not_one_path_segment_is_refused_before_any_request(
     async with connect(settings) as client:
         result = await client.call_tool(tool, _args(tool, field, value))
 
-    assert error_text(result, tool) == (
-        f"Invalid arguments, nothing was sent: {field} {problem}; pass the id exactly as the API returned it."
-    )
+    if (field, value) == ("serverId", ""):  # an empty serverId means the default, and none is configured here
+        assert error_text(result, tool).startswith("Invalid arguments, nothing was sent: serverId is required")
+    else:
+        assert error_text(result, tool) == (
+            f"Invalid arguments, nothing was sent: {field} {problem}; pass the id exactly as the API returned it."
+        )
     assert api_requests(sandbox) == []
+
+
+@pytest.mark.parametrize("server_id", [None, ""])
+async def test_a_null_or_empty_server_id_means_the_configured_default(
+    settings: Settings, sandbox: RunningSandbox, server_id: str | None
+) -> None:
+    async with connect(replace(settings, default_server_id="srv_default")) as client:
+        result = await client.call_tool("list_agent_runs", {"serverId": server_id})
+
+    assert not result.is_error, text_of(result)
+    assert [r.path for r in api_requests(sandbox)] == ["/v1/servers/srv_default/runtime/agent/runs"]
 
 
 @pytest.mark.parametrize(("tool", "field"), ID_FIELDS)
@@ -501,18 +516,20 @@ async def test_a_huge_upstream_error_message_gives_a_short_tool_error(
 
 VALIDATION_CASES = [
     pytest.param("start_agent_run", {"content": "x", "mode": "fast"}, ["mode", "'sync' or 'async'"], id="mode"),
-    pytest.param("start_agent_run", {"content": "x", "metadata": "x"}, ["metadata", "dictionary"], id="metadata"),
+    pytest.param(
+        "start_agent_run", {"content": "x", "metadata": "x"}, ["metadata must be a JSON object"], id="metadata"
+    ),
     pytest.param("start_agent_run", {"content": 5}, ["content", "string"], id="content-type"),
     pytest.param("start_agent_run", {"content": "x", "waitSeconds": -1}, ["waitSeconds", "0"], id="negative-wait"),
     pytest.param("start_agent_run", {"content": "x", "waitSeconds": 601}, ["waitSeconds", "600"], id="long-wait"),
     pytest.param("start_agent_run", {"content": "x", "maxEvents": 1000}, ["maxEvents"], id="max-events"),
     pytest.param(
-        "start_agent_run", {"content": "x" * 100_001}, ["content", "at most 100000 characters"], id="long-content"
+        "start_agent_run", {"content": "x" * 100_001}, ["content", "at most 100,000 characters"], id="long-content"
     ),
     pytest.param(
         "continue_agent_run",
         {"resourceRunId": "run_000001", "prompt": "x" * 100_001},
-        ["prompt", "at most 100000 characters"],
+        ["prompt", "at most 100,000 characters"],
         id="long-prompt",
     ),
     pytest.param(
@@ -640,3 +657,19 @@ async def test_a_cancel_answered_with_204_and_no_body_reports_the_cancelled_run(
         ("POST", "cancel"),
         ("GET", "events"),
     ]
+
+
+async def test_an_argument_past_its_limit_gets_our_message_naming_the_field_and_the_limit(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    """Clients that strip minimum/maximum from schemas (Codex) let such calls through: the server explains."""
+    async with connect(settings) as client:
+        result = await client.call_tool(
+            "get_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_000001", "maxEvents": 100, "waitSeconds": -1}
+        )
+
+    assert error_text(result, "get_agent_run") == (
+        "Invalid arguments for get_agent_run: waitSeconds must be at least 0 (got -1); maxEvents must be at most 40 "
+        "(got 100). Fix them and call get_agent_run again (nothing was sent)."
+    )
+    assert api_requests(sandbox) == []

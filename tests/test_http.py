@@ -249,3 +249,43 @@ async def test_configured_host_names_and_origins_are_accepted_and_others_still_r
             other_origin = await status(Origin="https://evil.example")
 
     assert (named, from_app, other_host, other_origin) == (200, 200, 421, 403)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env", "message"),
+    [
+        pytest.param(
+            ["--port", "{taken}"], {}, "cannot listen on 127.0.0.1:{taken}: Address already in use", id="port"
+        ),
+        pytest.param(
+            ["--host", "no-such-host.invalid"], {"ACP_MCP_HTTP_TOKEN": "t" * 32}, "cannot listen on", id="host"
+        ),
+        pytest.param([], {"ACP_MCP_HTTP_TOKEN": "short"}, "ACP_MCP_HTTP_TOKEN is 5 characters", id="short-token"),
+        pytest.param([], {"ACP_MCP_PORT": "http"}, "ACP_MCP_PORT: expected a port from 0 to 65535", id="bad-port"),
+    ],
+)
+def test_a_setting_the_server_cannot_serve_with_is_one_line_on_stderr_and_exit_2(
+    sandbox: RunningSandbox, arguments: list[str], env: dict[str, str], message: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "acp_mcp",
+                "--transport",
+                "streamable-http",
+                *(a.format(taken=port) for a in arguments),
+            ],
+            env=_env(sandbox) | env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("acp-mcp: " + message.format(taken=port)), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr

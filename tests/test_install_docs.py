@@ -29,7 +29,7 @@ from mcp import Client, StdioServerParameters
 from acp_mcp.config import BASE_URL_VARIABLES, HTTP_TOKEN_VARIABLE, KEY_VARIABLES, Settings, settings_fields
 from acp_mcp.sandbox import RunningSandbox
 
-from ._tooling import ROOT, node_env, node_tool, python_env
+from ._tooling import ROOT, node_env, node_tool, python_env, readme_blocks, readme_section
 from .conftest import API_KEY, SERVER_ID, text_of
 
 README = ROOT / "README.md"
@@ -44,6 +44,14 @@ BLOCKS = [
     "claude-desktop",
     "bundle",
     "claude-code",
+    "gemini-cli",
+    "codex",
+    "copilot-cli",
+    "opencode",
+    "pydantic-ai",
+    "openai-agents",
+    "langchain",
+    "fast-agent",
     "cursor",
     "vscode",
     "inspector-ui",
@@ -56,14 +64,11 @@ LAUNCHABLE = ["claude-desktop", "claude-code", "cursor", "vscode", "windows"]
 
 
 def section() -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index("## Install in your client\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    return readme_section("Install in your client")
 
 
 def blocks() -> dict[str, str]:
-    return dict(re.findall(r"<!-- install:([\w-]+) -->\n```\w+\n(.*?)```", section(), flags=re.S))
+    return readme_blocks()
 
 
 @cache
@@ -84,13 +89,13 @@ def config_entry(name: str) -> dict[str, Any]:
 
 
 def claude_code_entry() -> dict[str, Any]:
+    """The server entry of the ``claude mcp add`` block (the compatibility suite runs it with the real CLI)."""
     words = shlex.split(blocks()["claude-code"])
-    assert words[:3] == ["claude", "mcp", "add"]
+    assert words[:4] == ["claude", "mcp", "add", "computer-agents"], "the name comes first: --env takes several values"
     dash = words.index("--")
-    options, command = words[3:dash], words[dash + 1 :]
+    options, command = words[4:dash], words[dash + 1 :]
     env = dict(value.split("=", 1) for flag, value in itertools.pairwise(options) if flag == "--env")
     assert options[options.index("--transport") + 1] == "stdio"
-    assert options[-1] == "computer-agents", "the name comes after the options"
     return {"command": command[0], "args": command[1:], "env": env}
 
 

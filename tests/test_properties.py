@@ -69,7 +69,8 @@ TOOLS = ("start_agent_run", "list_agent_runs", *TOOLS_WITH_RUN_ID)
 ROUTES: dict[
     str, set[tuple[str, str | None]]
 ] = {  # (method, tail) the sandbox may see for each tool; None: the runs collection, "": one run
-    "start_agent_run": {("POST", None), ("GET", ""), ("GET", "/events")},
+    # start: a sync start cut off by its wait finds its run in the runs collection
+    "start_agent_run": {("POST", None), ("GET", None), ("GET", ""), ("GET", "/events")},
     "continue_agent_run": {("POST", "/input"), ("GET", ""), ("GET", "/events")},
     "get_agent_run": {("GET", ""), ("GET", "/events")},
     "list_agent_runs": {("GET", None)},

@@ -1,0 +1,91 @@
+"""A start repeated after its call was cancelled gets the run the first one started, not a second run."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from acp_mcp.config import Settings
+from acp_mcp.repeats import MAX_REMEMBERED, AbandonedStarts
+from acp_mcp.sandbox import RunningSandbox
+
+from .conftest import SERVER_ID, api_requests, connect, text_of
+
+HANG = {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": 30}
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cancelled_start_is_returned_once_within_the_window() -> None:
+    clock = Clock()
+    starts = AbandonedStarts(window=60, clock=clock)
+    key = starts.key("srv", {"content": "x", "mode": "async"})
+    starts.remember(key, "run_000001", began_wall=5.0)
+    clock.now += 60
+
+    earlier = starts.take(key)
+
+    assert earlier is not None and (earlier.run_id, earlier.began_wall) == ("run_000001", 5.0)
+    assert starts.take(key) is None, "taken once"
+
+
+def test_a_cancelled_start_is_forgotten_after_the_window() -> None:
+    clock = Clock()
+    starts = AbandonedStarts(window=60, clock=clock)
+    starts.remember("k", "run_000001", began_wall=5.0)
+    clock.now += 60.5
+
+    assert starts.take("k") is None
+
+
+def test_starts_differ_by_server_and_by_any_field_of_the_body() -> None:
+    key = AbandonedStarts.key
+    assert key("a", {"content": "x", "mode": "async"}) == key("a", {"mode": "async", "content": "x"})
+    assert key("a", {"content": "x"}) != key("b", {"content": "x"})
+    assert key("a", {"content": "x"}) != key("a", {"content": "x", "title": "t"})
+
+
+def test_only_the_newest_cancelled_starts_are_kept() -> None:
+    starts = AbandonedStarts(clock=Clock())
+    for n in range(MAX_REMEMBERED + 1):
+        starts.remember(f"k{n}", f"run_{n:06d}", began_wall=0.0)
+
+    assert starts.take("k0") is None
+    assert starts.take(f"k{MAX_REMEMBERED}") is not None
+
+
+@pytest.mark.anyio
+async def test_a_start_repeated_after_its_call_was_cancelled_returns_the_run_it_started(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.call_tool, "start_agent_run", HANG)
+                while not api_requests(sandbox, method="POST"):  # noqa: ASYNC110  (the sandbox's thread records it)
+                    await anyio.sleep(0.01)
+                scope.cancel()  # the client gives up, as a client whose timeout ran out does
+        await client.call_tool("list_agent_runs", {"serverId": SERVER_ID})  # one round trip: the cancel has landed
+        first_id = sandbox.state.list_runs(SERVER_ID, 1)[0].id
+
+        repeat = await client.call_tool("start_agent_run", {**HANG, "waitSeconds": 0})
+        again = await client.call_tool("start_agent_run", {**HANG, "waitSeconds": 0})
+
+    assert not repeat.is_error, text_of(repeat)
+    assert repeat.structured_content["run"]["id"] == first_id
+    assert repeat.structured_content["outcome"] == "fetched"
+    assert repeat.structured_content["notes"] == [
+        f"an identical start_agent_run was cancelled (the client stopped waiting) after it started run {first_id}; "
+        "that run is returned instead of starting a second one. To start another run anyway, change the content "
+        "or add a title"
+    ]
+    assert again.structured_content["run"]["id"] != first_id, "only the first repeat is folded into the earlier run"
+    assert len(api_requests(sandbox, method="POST")) == 2
