@@ -383,8 +383,9 @@ def _answer(process: subprocess.Popen[bytes], request_id: int) -> dict[str, Any]
             return message
 
 
-def cold_start_once(side: str, env: dict[str, str]) -> tuple[float, float, int]:
-    """Seconds from spawn to the tools/list answer, the idle VmRSS (MiB) then, and the tool count."""
+def cold_start_once(side: str, env: dict[str, str]) -> tuple[float, float, int, int]:
+    """Seconds from spawn to the tools/list answer, the idle VmRSS (MiB) then, the tool count and the
+    answer's size on the wire (characters of compact JSON)."""
     began = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, *server_args(side)],
@@ -407,12 +408,14 @@ def cold_start_once(side: str, env: dict[str, str]) -> tuple[float, float, int]:
         _answer(process, 1)
         _rpc(process, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         _rpc(process, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-        tools = _answer(process, 2)["result"]["tools"]
+        listed = _answer(process, 2)
         elapsed = time.perf_counter() - began
+        tools = listed["result"]["tools"]
+        wire = len(json.dumps(listed, separators=(",", ":")))
         rss = proc_status(process.pid)["VmRSS"]
     finally:
         close_and_wait(process)
-    return elapsed, rss, len(tools)
+    return elapsed, rss, len(tools), wire
 
 
 def bench_cold_start(sandbox: Sandbox, samples: int) -> dict[str, Any]:
@@ -420,14 +423,14 @@ def bench_cold_start(sandbox: Sandbox, samples: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {ACP: [], THIN: []}
     rss: dict[str, list[float]] = {ACP: [], THIN: []}
     tools: dict[str, int] = {}
+    wire: dict[str, int] = {}
     for side in (ACP, THIN) if samples > 1 else ():  # warm the .pyc caches, not counted
         cold_start_once(side, env)
     for i in range(samples):
         for side in (ACP, THIN) if i % 2 == 0 else (THIN, ACP):
-            seconds, mib, count = cold_start_once(side, env)
+            seconds, mib, tools[side], wire[side] = cold_start_once(side, env)
             times[side].append(seconds)
             rss[side].append(mib)
-            tools[side] = count
     out: dict[str, Any] = {side: summary(values) for side, values in times.items()}
     out["ratio_median"] = round(out[ACP]["median"] / out[THIN]["median"], 3)
     # Each iteration starts both servers back to back, so the per-pair ratio cancels the slow drift of
@@ -436,6 +439,7 @@ def bench_cold_start(sandbox: Sandbox, samples: int) -> dict[str, Any]:
     out["ratio_paired_median"] = round(statistics.median(pairs), 3)
     out["idle_rss_mib"] = {side: round(statistics.median(v), 1) for side, v in rss.items()}
     out["tools"] = tools
+    out["tools_list_wire_chars"] = wire
     return out
 
 
@@ -914,6 +918,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"min {c[ACP]['min']:.0f} vs {c[THIN]['min']:.0f} ms",
             c["ratio_paired_median"] <= 1.1,
         )
+        chars = c["tools_list_wire_chars"][ACP]
+        row("tools/list on the wire", "<= 15,000 characters", f"{chars:,} characters", chars <= 15_000)
         idle = c["idle_rss_mib"]
         row("idle RSS after tools/list", "(info)", f"{idle[ACP]:.1f} vs {idle[THIN]:.1f} MiB", True)
     if "concurrency" in results:
