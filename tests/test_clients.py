@@ -40,8 +40,8 @@ def shared_http(running_sandbox: RunningSandbox) -> Iterator[HttpServer]:
 class Inspector:
     """``mcp-inspector --cli`` against one server, stdio or HTTP; each call is a separate Inspector run."""
 
-    def __init__(self, target: list[str], home: Path) -> None:
-        self.command = [str(node_tool("mcp-inspector")), "--cli"]
+    def __init__(self, target: list[str], home: Path, era: str = "legacy") -> None:
+        self.command = [str(node_tool("mcp-inspector")), "--cli", "--protocol-era", era]
         self.target = target
         self.env = node_env(home)
 
@@ -60,7 +60,7 @@ class Inspector:
         return result["structuredContent"]  # type: ignore[no-any-return]
 
 
-def stdio_inspector(sandbox: RunningSandbox, home: Path) -> Inspector:
+def stdio_inspector(sandbox: RunningSandbox, home: Path, era: str = "legacy") -> Inspector:
     env = {
         "COMPUTER_AGENTS_API_KEY": API_KEY,
         "COMPUTER_AGENTS_BASE_URL": sandbox.base_url,
@@ -68,20 +68,24 @@ def stdio_inspector(sandbox: RunningSandbox, home: Path) -> Inspector:
         "PYTHONPATH": str(ROOT),
     }
     options = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
-    return Inspector([*options, "--cwd", str(ROOT), "--", sys.executable, "-m", "acp_mcp"], home)
+    return Inspector([*options, "--cwd", str(ROOT), "--", sys.executable, "-m", "acp_mcp"], home, era)
 
 
-def http_inspector(server: HttpServer, home: Path) -> Inspector:
-    return Inspector(
-        ["--server-url", server.url, "--transport", "http", "--header", f"Authorization: Bearer {CALLER_TOKEN}"], home
-    )
+def http_inspector(server: HttpServer, home: Path, era: str = "legacy") -> Inspector:
+    target = ["--server-url", server.url, "--transport", "http", "--header", f"Authorization: Bearer {CALLER_TOKEN}"]
+    return Inspector(target, home, era)
 
 
-@pytest.fixture(params=["stdio", "streamable-http"])
+@pytest.fixture(
+    params=[("stdio", "legacy"), ("stdio", "modern"), ("streamable-http", "legacy"), ("streamable-http", "modern")],
+    ids=lambda p: "-".join(p),
+)
 def inspector(request: pytest.FixtureRequest, sandbox: RunningSandbox, tmp_path: Path) -> Inspector:
-    if request.param == "stdio":
-        return stdio_inspector(sandbox, tmp_path)
-    return http_inspector(request.getfixturevalue("shared_http"), tmp_path)
+    """The Inspector CLI on each transport, in each protocol era (legacy: 2025-11-25, modern: 2026-07-28)."""
+    transport, era = request.param
+    if transport == "stdio":
+        return stdio_inspector(sandbox, tmp_path, era)
+    return http_inspector(request.getfixturevalue("shared_http"), tmp_path, era)
 
 
 def test_inspector_lists_the_tools_and_strict_finds_no_portability_problem(inspector: Inspector) -> None:
