@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,16 +70,37 @@ def node_clients() -> Path:
 
 
 def python_client(name: str) -> Path:
-    """The python of a venv with ``compat/python/NAME.txt`` installed, made on first use."""
+    """The python of a venv with ``compat/python/NAME.txt`` installed, made on first use.
+
+    A first line ``# python X.Y`` asks for that interpreter (a client that does not run on ours).
+    """
     requirements = COMPAT / "python" / f"{name}.txt"
     home = CACHE / "venvs" / name
     python = home / "bin" / "python"
     marker = home / ".acp-compat-installed"
     fingerprint = _fingerprint(requirements)
     if not (marker.exists() and marker.read_text() == fingerprint):
-        venv.create(home, with_pip=True, clear=True)
+        wanted = re.match(r"# python (\d+\.\d+)\n", requirements.read_text())
+        if wanted:
+            subprocess.run([_interpreter(wanted[1]), "-m", "venv", "--clear", str(home)], check=True, timeout=120)
+        else:
+            venv.create(home, with_pip=True, clear=True)
     _install(marker, fingerprint, [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], ROOT)
     return python
+
+
+def _interpreter(version: str) -> str:
+    """A ``pythonX.Y`` that runs: on PATH, else pyenv's newest installed X.Y; the test fails without one."""
+    candidates = [shutil.which(f"python{version}")]
+    if shutil.which("pyenv"):
+        latest = subprocess.run(["pyenv", "latest", version], capture_output=True, text=True)
+        if latest.returncode == 0:
+            prefix = subprocess.run(["pyenv", "prefix", latest.stdout.strip()], capture_output=True, text=True)
+            candidates.append(str(Path(prefix.stdout.strip()) / "bin" / f"python{version}"))
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    pytest.fail(f"no Python {version} found (on PATH or through pyenv) for a client that needs it", pytrace=False)
 
 
 def closed_port() -> int:
