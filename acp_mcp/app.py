@@ -1,4 +1,4 @@
-"""The per-process state every tool call shares: settings, one API client, the redactor."""
+"""The per-process state every tool call shares: settings, one API client, the redactor, the run watcher."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .config import Settings
 from .redaction import Redactor
 from .service import RunService
 from .waiting import PollPolicy
+from .watching import RunWatcher
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,12 @@ class AppState:
     client: ACPClient
     service: RunService
     redact: Redactor
+    watcher: RunWatcher
 
     @classmethod
     def create(cls, settings: Settings, policy: PollPolicy | None = None) -> AppState:
         """Build the state for `settings`; the HTTP pool opens on the first request."""
         redact = Redactor(settings.secrets())
         client = ACPClient(settings, redact=redact)
-        return cls(settings, client, RunService(client, settings, policy), redact)
+        service = RunService(client, settings, policy)
+        return cls(settings, client, service, redact, RunWatcher(client, service.policy, settings.request_timeout))

@@ -17,7 +17,6 @@ from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, setting
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
 
-SANDBOX_SERVER_ID = "srv_sandbox"
 DEFAULT_SANDBOX_PACE = 0.5
 
 logger = logging.getLogger("acp_mcp")
@@ -84,7 +83,7 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
 
     running = None
     if sandbox:
-        from .sandbox import SandboxState, serve_in_thread
+        from .sandbox import SANDBOX_SERVER_ID, SandboxState, serve_in_thread
 
         key = "sandbox-" + secrets.token_urlsafe(16)
         running = serve_in_thread(SandboxState(api_key=key, pace=pace))
@@ -101,7 +100,9 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
 
             anyio.run(serve_http, server, settings)
         else:
-            anyio.run(run_until_signalled, server.run_stdio_async)
+            from .stdio import serve_stdio
+
+            anyio.run(run_until_signalled, lambda: serve_stdio(server))
     finally:
         if running is not None:
             running.close()

@@ -42,7 +42,7 @@ from .errors import (
     parse_envelope,
     status_error_class,
 )
-from .models import RunEnvelope, RunList
+from .models import RunEnvelope, RunList, ServerList
 from .redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -153,34 +153,47 @@ class ACPClient:
         self, server_id: str, body: dict[str, Any], *, deadline: float | None = None, sync: bool = False
     ) -> tuple[int, RunEnvelope]:
         """``POST /servers/{serverId}/runtime/agent/runs``: 201 started or 202 accepted."""
-        return await self._request("POST", (server_id,), (), RunEnvelope, body=body, deadline=deadline, long=sync)
+        path = self._runs_path(server_id)
+        return await self._request(
+            "POST", path, RunEnvelope, "start", server_id, body=body, deadline=deadline, sync=sync
+        )
 
     async def continue_run(
         self, server_id: str, run_id: str, body: dict[str, Any], *, deadline: float | None = None, sync: bool = False
     ) -> tuple[int, RunEnvelope]:
         """``POST .../runs/{resourceRunId}/input``: 200 continued or 202 accepted."""
+        path = self._runs_path(server_id, run_id, "input")
         return await self._request(
-            "POST", (server_id, run_id), ("input",), RunEnvelope, body=body, deadline=deadline, long=sync
+            "POST", path, RunEnvelope, "input", server_id, run_id, body=body, deadline=deadline, sync=sync
         )
 
     async def get_run(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
         """``GET .../runs/{resourceRunId}``: the run without its events (a light status poll)."""
-        return (await self._request("GET", (server_id, run_id), (), RunEnvelope, deadline=deadline))[1]
+        path = self._runs_path(server_id, run_id)
+        return (await self._request("GET", path, RunEnvelope, "get", server_id, run_id, deadline=deadline))[1]
 
     async def get_run_events(self, server_id: str, run_id: str, *, deadline: float | None = None) -> RunEnvelope:
         """``GET .../runs/{resourceRunId}/events``: the run with all of its events."""
-        return (await self._request("GET", (server_id, run_id), ("events",), RunEnvelope, deadline=deadline))[1]
+        path = self._runs_path(server_id, run_id, "events")
+        return (await self._request("GET", path, RunEnvelope, "events", server_id, run_id, deadline=deadline))[1]
 
     async def list_runs(self, server_id: str, limit: int | None = None, *, deadline: float | None = None) -> RunList:
         """``GET /servers/{serverId}/runtime/agent/runs?limit=``: newest runs first."""
         params = {"limit": str(limit)} if limit is not None else None
-        return (await self._request("GET", (server_id,), (), RunList, params=params, deadline=deadline))[1]
+        path = self._runs_path(server_id)
+        return (await self._request("GET", path, RunList, "list", server_id, params=params, deadline=deadline))[1]
 
     async def cancel_run(
         self, server_id: str, run_id: str, *, deadline: float | None = None
     ) -> tuple[int, RunEnvelope]:
         """``POST .../runs/{resourceRunId}/cancel`` with an empty JSON body."""
-        return await self._request("POST", (server_id, run_id), ("cancel",), RunEnvelope, body={}, deadline=deadline)
+        path = self._runs_path(server_id, run_id, "cancel")
+        return await self._request("POST", path, RunEnvelope, "cancel", server_id, run_id, body={}, deadline=deadline)
+
+    async def list_servers(self, limit: int | None = None, *, deadline: float | None = None) -> ServerList:
+        """``GET /servers?limit=``: the servers (resources) the key can see."""
+        params = {"limit": str(limit)} if limit is not None else None
+        return (await self._request("GET", "servers", ServerList, "servers", params=params, deadline=deadline))[1]
 
     # -- the chokepoint ------------------------------------------------------------------------
 
@@ -193,30 +206,35 @@ class ACPClient:
             raise InsecureBaseURLError(f"Refusing to send the API key over plain http to {parts.hostname}")
         return key.get_secret_value()
 
-    def _path(self, ids: tuple[str, ...], tail: tuple[str, ...]) -> str:
-        server = path_segment("serverId", ids[0])
-        path = f"servers/{server}/runtime/agent/runs"
-        if len(ids) > 1:
-            path += "/" + path_segment("resourceRunId", ids[1])
-        return "/".join((path, *tail))
+    @staticmethod
+    def _runs_path(server_id: str, run_id: str | None = None, tail: str | None = None) -> str:
+        """The path of the runs collection, one run, or one of its actions; each id checked and encoded."""
+        path = f"servers/{path_segment('serverId', server_id)}/runtime/agent/runs"
+        if run_id is not None:
+            path += "/" + path_segment("resourceRunId", run_id)
+        return path if tail is None else f"{path}/{tail}"
 
     async def _request(
         self,
         method: str,
-        ids: tuple[str, ...],
-        tail: tuple[str, ...],
+        path: str,
         model: type[Parsed],
+        operation: str,
+        server_id: str | None = None,
+        run_id: str | None = None,
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         deadline: float | None = None,
-        long: bool = False,
+        sync: bool = False,
     ) -> tuple[int, Parsed]:
-        """Send one logical request (retrying what is safe within `deadline`) and parse it as `model`."""
+        """Send one logical request (retrying what is safe within `deadline`) and parse it as `model`.
+
+        `operation`, `server_id` and `run_id` label the errors; `sync` lets the one request of a
+        sync POST run until `deadline` instead of the usual request timeout.
+        """
         key = self._check_ready()
-        operation = tail[0] if tail else ("get" if len(ids) > 1 else "start" if method == "POST" else "list")
-        labels = {"server_id": ids[0], "run_id": ids[1] if len(ids) > 1 else None, "operation": operation}
-        path = self._path(ids, tail)
+        labels = {"server_id": server_id, "run_id": run_id, "operation": operation}
         headers = {"Authorization": f"Bearer {key}"}
         if method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
@@ -225,7 +243,7 @@ class ACPClient:
         attempt = 0
         while True:
             left = deadline - time.monotonic()
-            seconds = left if long else min(self._settings.request_timeout, left)
+            seconds = left if sync else min(self._settings.request_timeout, left)
             try:
                 if seconds <= 0:
                     raise RequestTimeout(f"No time left to ask {self._settings.base_url}", **labels)

@@ -86,3 +86,24 @@ class RunList(_Upstream):
     def items(self) -> list[Run]:
         """The runs, from whichever of ``data`` / ``runs`` is present."""
         return self.data if self.data is not None else (self.runs or [])
+
+
+class Server(_Upstream):
+    """A server (resource): the documented fields a completion or a hint needs."""
+
+    id: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    status: str | None = None
+
+
+class ServerList(_Upstream):
+    """The response of ``GET /servers``; ``data`` and ``servers`` hold the same items."""
+
+    data: list[Server] | None = None
+    servers: list[Server] | None = None
+
+    @property
+    def items(self) -> list[Server]:
+        """The servers, from whichever of ``data`` / ``servers`` is present."""
+        return self.data if self.data is not None else (self.servers or [])

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import base64
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import anyio
+from mcp.server.caching import CacheableMethod, CacheHint
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    GetPromptResult,
+    Icon,
+    InputRequiredResult,
+    PromptReference,
+    ResourceTemplateReference,
+)
 from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from . import __version__
 from .app import AppState
+from .completions import complete_run_argument
 from .config import Settings
-from .errors import ACPError
+from .errors import ACPError, InvalidArgumentError, NotFoundError
 from .messages import invalid_arguments, read_only_refusal, safe_message
 from .schemas import input_schema, output_schema
+from .subscriptions import serve_subscriptions
 from .tools import TOOLS
 from .waiting import PollPolicy
 
@@ -30,6 +50,20 @@ Calls wait a bounded time and never lose the run id; results are trimmed, with t
 available as the resource in resourceUri."""
 
 RUN_RESOURCE = "acp://servers/{serverId}/runs/{resourceRunId}"
+UNCHANGING_LISTS: tuple[CacheableMethod, ...] = (
+    "server/discover",
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+)
+LIST_TTL_MS = 3_600_000
+"""How long clients may keep the lists above: they never change while a process runs (a restart may change them)."""
+ICON = Icon(
+    src="data:image/svg+xml;base64," + base64.b64encode((Path(__file__).parent / "icon.svg").read_bytes()).decode(),
+    mime_type="image/svg+xml",
+    sizes=["any"],
+)
 
 
 class ACPServer(MCPServer):
@@ -40,8 +74,14 @@ class ACPServer(MCPServer):
     the tools with schemas shaped by `schemas` (computed once: the tools never change).
     """
 
+    state: AppState
     refused_tools: frozenset[str] = frozenset()
     _listed: list[MCPTool] | None = None
+
+    @property
+    def lowlevel(self) -> Server[Any]:
+        """The low-level server, for methods `MCPServer` does not wire (as the SDK's own examples do)."""
+        return self._lowlevel_server
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -55,6 +95,15 @@ class ACPServer(MCPServer):
                 raise
             errors = exc.__cause__.errors(include_url=False)
             raise ToolError(f"Error executing tool {name}: {invalid_arguments(name, errors)}") from None
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        # mcp 2.3 answers an unknown prompt with -32603 (it wraps its own error in ValueError): a caller's
+        # mistake is -32602. Reported upstream-worthy; remove when the SDK maps it itself.
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name})
+        return await super().get_prompt(name, arguments, context)
 
     async def list_tools(self) -> list[MCPTool]:
         if self._listed is None:
@@ -78,14 +127,18 @@ def tool_description(fn: Any) -> str:
 
 def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACPServer:
     """An MCP server exposing the run tools and the run resource for `settings`."""
+    state = AppState.create(settings, policy)
+    bus = InMemorySubscriptionBus()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
-        state = AppState.create(settings, policy)
-        try:
-            yield state
-        finally:
-            await state.client.aclose()
+        async with anyio.create_task_group() as watches:
+            state.watcher.start(watches)
+            try:
+                yield state
+            finally:
+                watches.cancel_scope.cancel()
+                await state.client.aclose()  # the pool reopens if the server runs again
 
     server = ACPServer(
         "acp-mcp",
@@ -94,7 +147,12 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        icons=[ICON],
+        cache_hints=dict.fromkeys(UNCHANGING_LISTS, CacheHint(ttl_ms=LIST_TTL_MS, scope="public")),
+        subscriptions=bus,
     )
+    server.state = state
+    serve_subscriptions(server.lowlevel, bus, state.watcher, sessions=not settings.stateless)
     offered = [spec for spec in TOOLS if spec.read_only or not settings.read_only]
     server.refused_tools = frozenset(spec.fn.__name__ for spec in TOOLS if spec not in offered)
     for spec in offered:
@@ -113,11 +171,23 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
         description="A run and every one of its events, as the ACP API returns them (JSON).",
         mime_type="application/json",
     )
-    async def agent_run(serverId: str, resourceRunId: str, ctx: Context[Any, Any]) -> str:
-        state: AppState = ctx.request_context.lifespan_context
+    async def agent_run(serverId: str, resourceRunId: str) -> str:
         try:
             return await state.service.full_run(serverId, resourceRunId)
+        except (NotFoundError, InvalidArgumentError) as exc:  # the caller's mistake: -32602, with the URI
+            raise ResourceNotFoundError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
         except ACPError as exc:
             raise ResourceError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
+
+    # mcp 2.3 leaves `completion()` untyped
+    @server.completion()  # type: ignore[no-untyped-call,untyped-decorator]
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        context: CompletionContext | None,
+    ) -> Completion | None:
+        if not (isinstance(ref, ResourceTemplateReference) and ref.uri == RUN_RESOURCE):
+            return None
+        return await complete_run_argument(state, argument.name, argument.value, context.arguments if context else None)
 
     return server

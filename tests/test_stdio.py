@@ -102,8 +102,11 @@ async def test_sandbox_flag_serves_every_tool_with_no_account() -> None:
     assert listed.structured_content["count"] == 1
 
 
-def _exchange(env: dict[str, str], messages: list[dict[str, Any]], expected_ids: set[int]) -> tuple[list[str], str]:
-    """Write `messages`, keep stdin open until every expected response arrives; return stdout lines and stderr."""
+def _exchange(
+    env: dict[str, str], messages: list[dict[str, Any] | str], expected_ids: set[int | str | None]
+) -> tuple[list[str], str]:
+    """Write `messages` (a string as the raw line), keep stdin open until every expected response arrives;
+    return stdout lines and stderr."""
     with subprocess.Popen(
         [sys.executable, "-m", "acp_mcp"],
         stdin=subprocess.PIPE,
@@ -119,7 +122,7 @@ def _exchange(env: dict[str, str], messages: list[dict[str, Any]], expected_ids:
         drain = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
         drain.start()
         for message in messages:
-            process.stdin.write(json.dumps(message) + "\n")
+            process.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
         process.stdin.flush()
         lines, seen = [], set()
         for line in process.stdout:
@@ -164,6 +167,31 @@ def test_stdout_carries_only_json_rpc_and_logs_go_to_stderr_without_the_key(sand
     assert "NaN and Infinity are not allowed" in responses[5]["result"]["content"][0]["text"]
     assert "HTTP Request: POST" in stderr, "debug logs reach stderr"
     assert API_KEY not in stderr and API_KEY not in "".join(lines)
+    assert "Traceback" not in stderr
+
+
+def test_every_line_gets_an_answer_even_one_the_server_cannot_parse(sandbox: RunningSandbox) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    messages: list[dict[str, Any] | str] = [
+        *HANDSHAKE,
+        _call(2, "start_agent_run", {"serverId": SERVER_ID, "content": "x", "metadata": deep}),
+        "{not json",
+        '{"jsonrpc": "2.0", "id": "q", "method": 5}',
+        _call(3, "list_agent_runs", {"serverId": SERVER_ID}),
+    ]
+    lines, stderr = _exchange(_sandbox_env(sandbox), messages, {1, 2, None, "q", 3})
+
+    responses = {message.get("id"): message for message in map(json.loads, lines)}
+    assert responses[2]["error"] == {
+        "code": -32600,
+        "message": "Invalid request: the message is nested too deeply to read; send arguments nested less deeply.",
+    }
+    assert responses[None]["error"] == {"code": -32700, "message": "Parse error: the line is not valid JSON."}
+    assert responses["q"]["error"]["code"] == -32600
+    assert responses[3]["result"]["isError"] is False, "the server goes on serving"
+    assert api_requests(sandbox, method="POST") == []
     assert "Traceback" not in stderr
 
 
@@ -221,7 +249,7 @@ def test_a_signal_ends_the_stdio_server_promptly_and_quietly_with_a_call_in_flig
     ) as process:
         assert process.stdin and process.stdout
         for message in messages:
-            process.stdin.write(json.dumps(message) + "\n")
+            process.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
         process.stdin.flush()
         assert json.loads(process.stdout.readline())["id"] == 1
         deadline = time.monotonic() + 10

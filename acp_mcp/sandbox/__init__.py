@@ -9,6 +9,7 @@ from .app import MAX_BODY_BYTES, SandboxApp, create_app
 from .runner import RunningSandbox, run_standalone, serve_in_thread
 from .state import (
     AGENT_RUNTIME_ID,
+    SANDBOX_SERVER_ID,
     Fault,
     FaultKind,
     RecordedRequest,
@@ -18,6 +19,7 @@ from .state import (
 __all__ = [
     "AGENT_RUNTIME_ID",
     "MAX_BODY_BYTES",
+    "SANDBOX_SERVER_ID",
     "Fault",
     "FaultKind",
     "RecordedRequest",

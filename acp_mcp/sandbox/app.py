@@ -52,7 +52,8 @@ from .state import (
 
 MAX_BODY_BYTES = 1024 * 1024
 TRANSPORT_SCOPE_KEY = "acp_mcp.sandbox.transport"
-RUNS_PATH = "/v1/servers/{server_id}/runtime/agent/runs"
+SERVERS_PATH = "/v1/servers"
+RUNS_PATH = SERVERS_PATH + "/{server_id}/runtime/agent/runs"
 RUN_PATH = RUNS_PATH + "/{run_id}"
 TRUNCATED_BODY = b'{"serverId":"sandbox","agentRuntimeId":"art_sandbox","run":{"id":"run_0'
 
@@ -128,6 +129,11 @@ class _RunRoutes:
                 "runs": runs,
             }
         )
+
+    async def servers(self, request: Request) -> Response:
+        """GET servers: the servers (resources) the key can see."""
+        servers = self.state.list_servers(_limit(request))
+        return _json({"object": "list", "data": servers, "servers": servers})
 
     async def get(self, request: Request) -> Response:
         """GET runs/{id}: the light status poll."""
@@ -208,6 +214,7 @@ def _routes(state: SandboxState) -> list[Route]:
     runs, control = _RunRoutes(state), _ControlRoutes(state)
     return [
         Route("/health", _health, methods=["GET"]),
+        Route(SERVERS_PATH, runs.servers, methods=["GET"]),
         Route(RUNS_PATH, runs.start, methods=["POST"]),
         Route(RUNS_PATH, runs.list_, methods=["GET"]),
         Route(RUN_PATH, runs.get, methods=["GET"]),

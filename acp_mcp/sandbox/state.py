@@ -64,6 +64,8 @@ RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 FaultKind = Literal["status", "html", "empty", "non_json", "truncated", "close", "slow", "redirect"]
 JsonObject = dict[str, Any]
 
+SANDBOX_SERVER_ID = "srv_sandbox"
+"""The server id the sandbox always lists (``acp-mcp --sandbox`` uses it by default)."""
 AGENT_RUNTIME_ID = "art_sandbox"
 SESSION_PROTOCOL = "sandbox"
 DEFAULT_MODE: Mode = "async"
@@ -445,6 +447,14 @@ class SandboxState:
         if run is None or run.server_id != server_id:
             raise ApiError(404, f"Run {run_id} not found")
         return run
+
+    def list_servers(self, limit: int) -> list[dict[str, Any]]:
+        """The servers (resources) that have runs, the one with the newest run first, plus `SANDBOX_SERVER_ID`."""
+        ids = dict.fromkeys([*(r.server_id for r in reversed(self._runs.values())), SANDBOX_SERVER_ID])
+        return [
+            {"id": server_id, "name": server_id, "kind": "agent_runtime", "status": "deployed"}
+            for server_id in list(ids)[:limit]
+        ]
 
     def list_runs(self, server_id: str, limit: int) -> list[Run]:
         """Return the newest runs of a server, newest first."""

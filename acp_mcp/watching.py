@@ -1,0 +1,150 @@
+"""Run subscriptions: a client subscribed to a run's URI hears when its status or events change.
+
+One poll per watched run per process, however many subscribers and in both protocol eras: the
+run is read once at once (the baseline), then at the wait policy's cadence (``first_interval``,
+growing by ``factor`` to ``max_interval``). Each change of status or event count notifies every
+subscriber once, the last when the run ends; then the poll stops. A run nobody watches is never
+polled. A subscriber is a 2025-11-25 session (``resources/subscribe``) or a 2026-07-28 listen
+stream (``subscriptions/listen``); each may watch at most `MAX_RUNS_PER_SUBSCRIBER` runs. One that
+cannot be notified any more (a client gone) is dropped, and with the last subscriber the poll ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .client import ACPClient
+from .errors import ACPError, NotFoundError
+from .waiting import PollPolicy
+
+logger = logging.getLogger(__name__)
+
+MAX_RUNS_PER_SUBSCRIBER = 16
+"""Run URIs one session or listen stream may watch at once."""
+RUN_URI = re.compile(r"acp://servers/(?P<server>[^/]+)/runs/(?P<run>[^/]+)")
+
+Notify = Callable[[str], Awaitable[None]]
+"""Tells one subscriber (or, on 2026-07-28, every listen stream) that the resource at a URI changed."""
+
+
+class TooManySubscriptions(Exception):
+    """A subscriber asked to watch more than `MAX_RUNS_PER_SUBSCRIBER` runs."""
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One session or listen stream: how to notify it, and the run URIs it watches."""
+
+    notify: Notify
+    uris: set[str] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class _Watch:
+    subscribers: set[Subscriber] = field(default_factory=set)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+class RunWatcher:
+    """The runs watched in this process, each polled by one task in the watcher's task group."""
+
+    def __init__(self, client: ACPClient, policy: PollPolicy, request_timeout: float) -> None:
+        self.client = client
+        self.policy = policy
+        self.request_timeout = request_timeout
+        self._watches: dict[str, _Watch] = {}
+        self._group: TaskGroup | None = None
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The URIs being polled now."""
+        return frozenset(self._watches)
+
+    def start(self, group: TaskGroup) -> None:
+        """Run the polls in `group` (the server's lifespan)."""
+        self._group = group
+
+    def watch(self, subscriber: Subscriber, uris: list[str]) -> None:
+        """Add `uris` to what `subscriber` watches; URIs that are not runs are accepted and never change."""
+        runs = [uri for uri in dict.fromkeys(uris) if RUN_URI.fullmatch(uri) and uri not in subscriber.uris]
+        if len(subscriber.uris) + len(runs) > MAX_RUNS_PER_SUBSCRIBER:
+            raise TooManySubscriptions(
+                f"at most {MAX_RUNS_PER_SUBSCRIBER} runs can be watched at once per session; unsubscribe from a "
+                f"finished run first (watching {len(subscriber.uris)}, asked for {len(runs)} more)"
+            )
+        for uri in runs:
+            subscriber.uris.add(uri)
+            watch = self._watches.get(uri)
+            if watch is None:
+                watch = self._watches[uri] = _Watch()
+                self._spawn(uri, watch)
+            watch.subscribers.add(subscriber)
+
+    def unwatch(self, subscriber: Subscriber, uris: list[str] | None = None) -> None:
+        """Stop `subscriber` watching `uris` (all of its URIs by default); a run left unwatched stops polling."""
+        for uri in list(subscriber.uris) if uris is None else uris:
+            subscriber.uris.discard(uri)
+            watch = self._watches.get(uri)
+            if watch is not None:
+                watch.subscribers.discard(subscriber)
+                if not watch.subscribers:
+                    self._end(uri, watch)
+
+    def _spawn(self, uri: str, watch: _Watch) -> None:
+        if self._group is None:
+            raise RuntimeError("RunWatcher.start() was not called")
+        self._group.start_soon(self._poll, uri, watch, name=f"watch {uri}")
+
+    def _end(self, uri: str, watch: _Watch) -> None:
+        watch.scope.cancel()
+        if self._watches.get(uri) is watch:
+            del self._watches[uri]
+
+    async def _poll(self, uri: str, watch: _Watch) -> None:
+        match = RUN_URI.fullmatch(uri)
+        assert match is not None
+        server_id, run_id = unquote(match["server"]), unquote(match["run"])
+        with watch.scope:
+            last: tuple[str | None, int] | None = None
+            intervals = self.policy.intervals()
+            while True:
+                try:
+                    envelope = await self.client.get_run_events(
+                        server_id, run_id, deadline=time.monotonic() + self.request_timeout
+                    )
+                except NotFoundError:
+                    logger.info("watched run %s is gone; its watch ends", uri)
+                    break
+                except ACPError as exc:
+                    logger.info("polling watched run %s failed: %s", uri, type(exc).__name__)
+                else:
+                    run = envelope.run
+                    seen = (run.status if run else None, len(envelope.events or []))
+                    if last is not None and seen != last:
+                        await self._notify(uri, watch)
+                    last = seen
+                    if run is not None and run.is_terminal:
+                        break
+                await anyio.sleep(next(intervals))
+        self._end(uri, watch)
+
+    async def _notify(self, uri: str, watch: _Watch) -> None:
+        """Notify each subscriber once (listen streams share one notify: the bus reaches them all)."""
+        by_notify: dict[Notify, list[Subscriber]] = {}
+        for subscriber in list(watch.subscribers):
+            by_notify.setdefault(subscriber.notify, []).append(subscriber)
+        for notify, subscribers in by_notify.items():
+            try:
+                await notify(uri)
+            except Exception as exc:  # the subscriber's connection is gone
+                logger.info("dropping a subscriber of %s that cannot be notified: %s", uri, type(exc).__name__)
+                for subscriber in subscribers:
+                    self.unwatch(subscriber)

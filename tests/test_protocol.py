@@ -1,0 +1,236 @@
+"""Both protocol eras, as the server claims them: capabilities, run subscriptions, completions, exact errors,
+cache hints and the icon. Driven by `mcp.Client` in-process, in legacy (2025-11-25) and auto (2026-07-28) mode."""
+
+from __future__ import annotations
+
+import base64
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.types import INVALID_PARAMS, ResourceTemplateReference, ResourceUpdatedNotification
+
+from acp_mcp.config import Settings
+from acp_mcp.sandbox import SANDBOX_SERVER_ID, Fault, RunningSandbox
+from acp_mcp.server import ACPServer, build_server
+from acp_mcp.watching import MAX_RUNS_PER_SUBSCRIBER
+
+from .conftest import FAST_POLLS, SERVER_ID, api_requests, start_run
+
+pytestmark = pytest.mark.anyio
+
+ERAS = ["legacy", "auto"]
+TEMPLATE = ResourceTemplateReference(type="ref/resource", uri="acp://servers/{serverId}/runs/{resourceRunId}")
+
+
+@asynccontextmanager
+async def served(settings: Settings, mode: str, **client: Any) -> AsyncIterator[tuple[ACPServer, Client]]:
+    server = build_server(settings, policy=FAST_POLLS)
+    async with Client(server, mode=mode, **client) as connected:  # type: ignore[arg-type]
+        yield server, connected
+
+
+async def hanging_run(client: Client) -> tuple[str, str]:
+    """A run that never ends by itself: its id and resource URI."""
+    result = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content
+    return result["run"]["id"], result["resourceUri"]
+
+
+async def until(condition: Any) -> None:
+    """Wait (bounded) for something another task does."""
+    with anyio.fail_after(5):
+        while not condition():  # noqa: ASYNC110  (set by the server's tasks, which have no event to wait on)
+            await anyio.sleep(0.01)
+
+
+# -- capabilities ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_capabilities_claim_subscriptions_and_no_list_changes(settings: Settings, mode: str) -> None:
+    async with served(settings, mode) as (_, client):
+        capabilities = client.server_capabilities
+
+    assert capabilities.resources is not None and capabilities.resources.subscribe is True
+    assert capabilities.resources.list_changed is False
+    assert capabilities.tools is not None and capabilities.tools.list_changed is False
+    assert capabilities.prompts is not None and capabilities.prompts.list_changed is False
+    assert capabilities.completions is not None
+
+
+async def test_without_sessions_the_old_era_claims_no_subscriptions(settings: Settings) -> None:
+    async with served(replace(settings, stateless=True), "legacy") as (_, client):
+        resources = client.server_capabilities.resources
+
+    assert resources is not None and resources.subscribe is False
+
+
+# -- subscriptions ---------------------------------------------------------------------------------
+
+
+async def test_a_listen_stream_hears_a_watched_run_change_and_the_watch_ends_with_the_run(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with served(settings, "auto") as (server, client):
+        run_id, uri = await hanging_run(client)
+        async with client.listen(resource_subscriptions=[uri]) as stream:
+            await until(lambda: any(r.path.endswith(f"{run_id}/events") for r in api_requests(sandbox)[1:]))
+            assert server.state.watcher.watched == {uri}
+            await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+            with anyio.fail_after(5):
+                event = await anext(aiter(stream))
+            assert event.uri == uri
+            await until(lambda: not server.state.watcher.watched)
+
+
+async def test_two_streams_on_one_run_share_one_poll_and_leaving_stops_it(settings: Settings) -> None:
+    async with served(settings, "auto") as (server, client):
+        _, uri = await hanging_run(client)
+        async with client.listen(resource_subscriptions=[uri]), client.listen(resource_subscriptions=[uri]):
+            assert server.state.watcher.watched == {uri}
+            (watch,) = server.state.watcher._watches.values()
+            assert len(watch.subscribers) == 2
+        await until(lambda: not server.state.watcher.watched)
+
+
+async def test_an_old_era_session_is_notified_until_the_run_ends_and_can_unsubscribe(settings: Settings) -> None:
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.append(message.params.uri)
+
+    async with served(settings, "legacy", message_handler=on_message) as (server, client):
+        run_id, uri = await hanging_run(client)
+        other_id, other = await hanging_run(client)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)  # the old era's methods, on purpose
+            await client.subscribe_resource(uri)
+            await client.subscribe_resource(other)
+            await client.unsubscribe_resource(other)
+        assert server.state.watcher.watched == {uri}
+        await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+        await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": other_id})
+        await until(lambda: not server.state.watcher.watched)
+
+    assert updates == [uri]
+
+
+async def test_nobody_subscribed_means_no_run_is_watched(settings: Settings) -> None:
+    async with served(settings, "auto") as (server, client):
+        await hanging_run(client)
+        assert server.state.watcher.watched == frozenset()
+
+
+async def test_a_stream_may_watch_a_bounded_number_of_runs(settings: Settings) -> None:
+    uris = [f"acp://servers/{SERVER_ID}/runs/run_{n:06d}" for n in range(MAX_RUNS_PER_SUBSCRIBER + 1)]
+    async with served(settings, "auto") as (server, client):
+        with pytest.raises(MCPError) as raised:
+            async with client.listen(resource_subscriptions=uris):
+                pass
+        assert server.state.watcher.watched == frozenset()
+
+    assert raised.value.error.code == INVALID_PARAMS
+    assert f"at most {MAX_RUNS_PER_SUBSCRIBER} runs can be watched at once" in raised.value.error.message
+
+
+# -- completions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_run_ids_complete_from_the_servers_newest_runs_by_prefix(settings: Settings, mode: str) -> None:
+    async with served(replace(settings, default_server_id="srv_complete"), mode) as (_, client):
+        ids = [(await start_run(client, {"serverId": "srv_complete", "content": "x"})).structured_content for _ in "ab"]
+        completion = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": "run_"})).completion
+        none = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": "nope"})).completion
+
+    assert completion.values[:2] == [ids[1]["run"]["id"], ids[0]["run"]["id"]]
+    assert none.values == [] and none.has_more is False
+
+
+async def test_run_ids_complete_for_the_server_id_already_chosen(settings: Settings) -> None:
+    async with served(settings, "auto") as (_, client):
+        run = (await start_run(client, {"serverId": "srv_chosen", "content": "x"})).structured_content["run"]["id"]
+        completion = (
+            await client.complete(
+                TEMPLATE, {"name": "resourceRunId", "value": ""}, context_arguments={"serverId": "srv_chosen"}
+            )
+        ).completion
+
+    assert run in completion.values
+
+
+async def test_server_ids_complete_from_the_default_then_the_servers_the_key_sees(settings: Settings) -> None:
+    async with served(replace(settings, default_server_id="srv_default"), "auto") as (_, client):
+        await start_run(client, {"serverId": "srv_listed", "content": "x"})
+        completion = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+
+    assert completion.values[0] == "srv_default"
+    assert {"srv_listed", SANDBOX_SERVER_ID} <= set(completion.values[1:])
+
+
+async def test_a_failing_lookup_completes_nothing_instead_of_failing(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    sandbox.state.inject(Fault(kind="status", status=500, method="GET", times=10))
+    async with served(replace(settings, default_server_id=SERVER_ID), "auto") as (_, client):
+        completion = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": ""})).completion
+
+    assert completion.values == []
+
+
+async def test_more_runs_than_a_completion_holds_say_so(settings: Settings, sandbox: RunningSandbox) -> None:
+    async with served(replace(settings, default_server_id="srv_many"), "auto") as (_, client):
+        for _ in range(101):
+            await client.call_tool("start_agent_run", {"serverId": "srv_many", "content": "/hang", "waitSeconds": 0})
+        completion = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": ""})).completion
+
+    assert len(completion.values) == 100 and completion.has_more is True and completion.total is None
+
+
+# -- errors, cache hints, icon ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_reading_a_run_that_does_not_exist_is_invalid_params_with_the_uri(settings: Settings, mode: str) -> None:
+    uri = f"acp://servers/{SERVER_ID}/runs/run_999999"
+    async with served(settings, mode) as (_, client):
+        with pytest.raises(MCPError) as raised:
+            await client.read_resource(uri)
+
+    assert (raised.value.error.code, raised.value.error.data) == (INVALID_PARAMS, {"uri": uri})
+    assert "No run 'run_999999' was found" in raised.value.error.message
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_an_unknown_prompt_is_invalid_params(settings: Settings, mode: str) -> None:
+    async with served(settings, mode) as (_, client):
+        with pytest.raises(MCPError) as raised:
+            await client.get_prompt("summarize")
+
+    assert (raised.value.error.code, raised.value.error.message) == (INVALID_PARAMS, "Unknown prompt: summarize")
+
+
+async def test_lists_that_never_change_may_be_cached_for_an_hour(settings: Settings) -> None:
+    async with served(settings, "auto") as (_, client):
+        tools = await client.list_tools()
+        templates = await client.list_resource_templates()
+
+    assert (tools.ttl_ms, tools.cache_scope) == (3_600_000, "public")
+    assert (templates.ttl_ms, templates.cache_scope) == (3_600_000, "public")
+
+
+async def test_the_server_carries_its_icon(settings: Settings) -> None:
+    async with served(settings, "auto") as (_, client):
+        info = client.server_info
+
+    assert info is not None and info.icons
+    (icon,) = info.icons
+    assert icon.mime_type == "image/svg+xml"
+    assert base64.b64decode(icon.src.removeprefix("data:image/svg+xml;base64,")).startswith(b"<svg ")
