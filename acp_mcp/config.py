@@ -18,6 +18,8 @@ from pydantic import SecretStr
 
 DEFAULT_BASE_URL = "https://api.computer-agents.com"
 DEFAULT_WAIT_SECONDS = 45.0
+DEFAULT_DRAIN_SECONDS = 20.0
+"""Under the usual 30 s an orchestrator allows between SIGTERM and SIGKILL."""
 MAX_WAIT_SECONDS = 600.0
 """Upper bound for any wait; progress notifications keep longer waits alive on clients that allow it."""
 
@@ -144,6 +146,13 @@ class Settings:
     port: int = _setting(8000, "ACP_MCP_PORT", "--port", "streamable HTTP: port to listen on", _port)
     stateless: bool = _setting(
         False, "ACP_MCP_STATELESS", "--stateless", "streamable HTTP: no MCP sessions (for replicas)", parse_bool
+    )
+    drain_seconds: float = _setting(
+        DEFAULT_DRAIN_SECONDS,
+        "ACP_MCP_DRAIN_SECONDS",
+        "--drain-seconds",
+        "streamable HTTP: on SIGTERM, how long calls in flight may take to end before the process exits",
+        _seconds,
     )
     allowed_hosts: tuple[str, ...] = _setting(
         (),

@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
+from .server import ACPServer
 from .shutdown import run_until_signalled
 
 logger = logging.getLogger(__name__)
@@ -64,21 +65,41 @@ class BearerTokenMiddleware:
         return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token)
 
 
-class InFlightRequests:
-    """ASGI middleware that can end every HTTP request in flight at once, and cleanly.
+class FrontDoor:
+    """The outermost ASGI layer: health endpoints, refusal while draining, and every request in flight.
+
+    ``GET /healthz`` answers 200 while the process is up; ``GET /readyz`` 200 while serving, 503 before
+    start-up completes and while draining. Both are cheap, never touch the API, and sit before the
+    caller token and the Host checks, for load balancers and orchestrators. While draining, every other
+    request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer sends it elsewhere.
 
     Each request runs in its own cancel scope. `cancel_all` cancels them; the scope absorbs the
     cancellation, and the request is closed properly (a 503 if nothing was sent yet, else the end
-    of its stream), so shutdown neither waits for long calls nor leaves tracebacks behind.
+    of its stream), so shutdown never leaves tracebacks behind.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
         self._scopes: set[anyio.CancelScope] = set()
+        self.ready = False
+        self.draining = False
+        self.idle = anyio.Event()
+        self.idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being served now (health checks excluded)."""
+        return len(self._scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD") and scope["path"] in HEALTH_PATHS:
+            await self._health(scope["path"], send)
+            return
+        if self.draining:
+            await _answer(send, 503, b"draining: send the request again", [(b"retry-after", b"1")], close=True)
             return
         sent = {"start": False, "end": False}
 
@@ -91,17 +112,28 @@ class InFlightRequests:
 
         with anyio.CancelScope() as cancel:
             self._scopes.add(cancel)
+            self.idle = anyio.Event()
             try:
                 await self._app(scope, receive, tracked)
             finally:
                 self._scopes.discard(cancel)
+                if not self._scopes:
+                    self.idle.set()
         if not cancel.cancelled_caught or sent["end"]:
             return
         if not sent["start"]:
-            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
-            await send({"type": "http.response.body", "body": b"server shutting down"})
+            await _answer(send, 503, b"server shutting down")
         else:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _health(self, path: str, send: Send) -> None:
+        if path == "/healthz":
+            await _answer(send, 200, b'{"status": "up"}', json=True)
+        elif self.ready and not self.draining:
+            await _answer(send, 200, b'{"status": "ready"}', json=True)
+        else:
+            status = b'{"status": "draining"}' if self.draining else b'{"status": "starting"}'
+            await _answer(send, 503, status, json=True)
 
     def cancel_all(self) -> None:
         """Cancel every request in flight."""
@@ -111,6 +143,30 @@ class InFlightRequests:
 
 MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
+
+
+HEALTH_PATHS = ("/healthz", "/readyz")
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    json: bool = False,
+    close: bool = False,
+) -> None:
+    """A complete small response."""
+    kind = b"application/json" if json else b"text/plain"
+    extra = [(b"connection", b"close")] if close else []
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", kind), *(headers or []), *extra],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
 def check_exposure(settings: Settings) -> None:
@@ -142,7 +198,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-def http_app(server: MCPServer, settings: Settings) -> InFlightRequests:
+def http_app(server: MCPServer, settings: Settings) -> FrontDoor:
     """The streamable HTTP app at `MCP_PATH`, behind the caller token when one is set."""
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -152,7 +208,7 @@ def http_app(server: MCPServer, settings: Settings) -> InFlightRequests:
     )
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
-    return InFlightRequests(app)
+    return FrontDoor(app)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -186,8 +242,10 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def serve_http(server: MCPServer, settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; then cancel the calls in flight, end the MCP sessions, and stop."""
+async def serve_http(server: ACPServer, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: refuse new requests (503, not ready), end the waits in
+    flight early with their normal result, let the API requests in flight finish, and exit when nothing
+    is left or after ``drain_seconds``, cancelling what remains. A second signal exits at once."""
     check_exposure(settings)
     sock = listen(settings.host, settings.port)
     app = http_app(server, settings)
@@ -210,6 +268,7 @@ async def serve_http(server: MCPServer, settings: Settings) -> None:
         "stateless" if settings.stateless else "stateful",
         ", caller token required" if settings.http_token else "",
     )
+    stop_waits = server.state.service.stop_waits = anyio.Event()
     async with anyio.create_task_group() as group:
         # The session manager is entered here, not in uvicorn's lifespan, so that on a signal the
         # requests and sessions end first and uvicorn's graceful shutdown has nothing left to wait for.
@@ -226,6 +285,18 @@ async def serve_http(server: MCPServer, settings: Settings) -> None:
                 app.cancel_all()
                 stopped.set()
 
+            async def drain() -> None:
+                logger.warning("draining: %d request(s) in flight, at most %gs", app.in_flight, settings.drain_seconds)
+                app.draining = True
+                stop_waits.set()
+                with anyio.move_on_after(settings.drain_seconds):
+                    await app.idle.wait()
+                stop()
+
+            def start_draining() -> None:
+                group.start_soon(drain)
+
             group.start_soon(serve_web)
-            await run_until_signalled(stopped.wait, on_signal=stop)
+            app.ready = True
+            await run_until_signalled(stopped.wait, on_signal=start_draining, on_second=stop)
         web.should_exit = True

@@ -47,6 +47,11 @@ _TYPES = {
     "model_type": "a JSON object",
 }
 
+DRAINING_NOTE = (
+    "the wait ended early because this MCP server is shutting down for a restart; the run goes on: make the "
+    "call in next, which the server answers again in a moment"
+)
+
 UNEXPECTED = (
     "acp-mcp hit an unexpected internal error; the details are in the server's log (stderr). "
     "Retry the call once; if it fails again, tell the user."
@@ -234,3 +239,21 @@ def repeated_start_note(run_id: str) -> str:
         "that run is returned instead of starting a second one. To start another run anyway, change the content "
         "or add a title"
     )
+
+
+TASK_NOT_FOUND = (
+    "Failed to retrieve task: Task not found. The taskId is not one this server issued, or its run no longer "
+    "exists: send the taskId exactly as the tools/call result gave it, or look for the run with list_agent_runs."
+)
+
+
+def task_status(status: str | None, run_id: str, server_id: str, error: str | None = None) -> str:
+    """A task's statusMessage: the state of the run behind it, and what to do next."""
+    hint = call_hint("get_agent_run", serverId=server_id, resourceRunId=run_id)
+    if status == "completed":
+        return f"Run {run_id} completed; the result holds its output. {hint} reads it again later."
+    if status == "failed":
+        return f"Run {run_id} failed{': ' + error if error else ''}. The result holds the run; {hint} reads it later."
+    if status == "cancelled":
+        return f"Run {run_id} was cancelled. {hint} shows what it did before it stopped."
+    return f"Run {run_id} is {status or 'in an unknown state'} on server {server_id}; poll tasks/get again."

@@ -39,6 +39,7 @@ from .errors import ACPError, InvalidArgumentError, NotFoundError
 from .messages import invalid_arguments, read_only_refusal, safe_message
 from .schemas import input_schema, output_schema
 from .subscriptions import serve_subscriptions
+from .tasks import RunTasks
 from .tools import TOOLS
 from .waiting import PollPolicy
 
@@ -150,6 +151,7 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
         icons=[ICON],
         cache_hints=dict.fromkeys(UNCHANGING_LISTS, CacheHint(ttl_ms=LIST_TTL_MS, scope="public")),
         subscriptions=bus,
+        extensions=[RunTasks(state)],
     )
     server.state = state
     serve_subscriptions(server.lowlevel, bus, state.watcher, sessions=not settings.stateless)

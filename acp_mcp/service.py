@@ -30,7 +30,7 @@ import anyio
 from .client import ACPClient
 from .config import MAX_WAIT_SECONDS, Settings
 from .errors import ACPError, InvalidArgumentError, NotFoundError, RequestTimeout, UnconfirmedStartError
-from .messages import repeated_start_note
+from .messages import DRAINING_NOTE, repeated_start_note
 from .models import Event, Run, RunEnvelope
 from .repeats import AbandonedStart, AbandonedStarts
 from .results import (
@@ -104,6 +104,8 @@ class RunService:
         self.settings = settings
         self.policy = policy or PollPolicy()
         self.abandoned = AbandonedStarts()
+        self.stop_waits: anyio.Event | None = None
+        """Set when the server drains: every wait ends at its next poll (made by the server's lifespan)."""
 
     # -- argument rules -------------------------------------------------------------------
 
@@ -211,11 +213,16 @@ class RunService:
         late = "the sync request did not answer within {cutoff:g}s; the run goes on on the platform"
         return await self._post(call, body, send, recover, "continued", late, f"run {run_id}: sending input")
 
-    async def get(self, call: Call, run_id: str) -> RunResult:
-        """The run and a window of its events, after waiting for it within the call's budget."""
+    async def get(
+        self, call: Call, run_id: str, *, outcome: Outcome = "fetched", http_status: int | None = None
+    ) -> RunResult:
+        """The run and a window of its events, after waiting for it within the call's budget.
+
+        `outcome` and `http_status` label the result: a task reports its run as the tool that started it would.
+        """
         async with self._ticker(call, f"run {run_id}: fetching") as ticker:
             envelope = await self.client.get_run_events(call.server_id, run_id, deadline=call.deadline)
-            return await self._settle(call, envelope, "fetched", None, ticker)
+            return await self._settle(call, envelope, outcome, http_status, ticker)
 
     async def list_runs(self, server_id: str, limit: int | None) -> RunListResult:
         """The server's newest runs."""
@@ -294,8 +301,10 @@ class RunService:
             poll = self._poller(call, run.id, envelope.events)
             try:
                 envelope = await wait_for_run(
-                    envelope, poll, until=call.wait_until, policy=self.policy, seen=ticker.update
+                    envelope, poll, until=call.wait_until, policy=self.policy, seen=ticker.update, stop=self.stop_waits
                 )
+                if self.stop_waits is not None and self.stop_waits.is_set():
+                    notes.append(DRAINING_NOTE)
             except ACPError as exc:
                 logger.warning("polling run %s stopped: %s", run.id, exc)
                 notes.append(f"checking the run's status failed ({type(exc).__name__}); call get_agent_run later")

