@@ -31,6 +31,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from bench.balancer import DRAIN_SECONDS, bench_balancer
 from bench.processes import close_and_wait, free_port, proc_status, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -806,6 +807,8 @@ class Options:
     http_concurrency: int = 20
     http_calls_per_round: int = 100
     http_rounds: int = 4
+    balancer_calls: int = 300
+    balancer_concurrency: int = 20
     only: list[str] = field(default_factory=list)
 
     @classmethod
@@ -824,10 +827,12 @@ class Options:
             http_concurrency=2,
             http_calls_per_round=4,
             http_rounds=1,
+            balancer_calls=12,
+            balancer_concurrency=2,
         )
 
 
-SECTIONS = ("cold_start", "per_call", "concurrency", "big_run", "polling", "http")
+SECTIONS = ("cold_start", "per_call", "concurrency", "big_run", "polling", "http", "balancer")
 
 
 def run_suite(options: Options, report: Callable[[str], None] = print) -> dict[str, Any]:
@@ -867,6 +872,10 @@ def run_suite(options: Options, report: Callable[[str], None] = print) -> dict[s
         section(
             "http",
             arun(bench_http, sandbox, options.http_concurrency, options.http_calls_per_round, options.http_rounds),
+        )
+        section(
+            "balancer",
+            lambda: bench_balancer(base_env(sandbox.base_url), options.balancer_calls, options.balancer_concurrency),
         )
     if "cold_start" in wanted and options.cold_samples > 1:
         results["cold_start"]["startup_breakdown_ms"] = startup_breakdown(5)
@@ -975,6 +984,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"bare clients; {t[ACP]['calls_per_second']} vs {t[THIN]['calls_per_second']} "
             f"({t['throughput_ratio']}x) with SDK clients validating outputSchema",
             True,
+        )
+    if "balancer" in results:
+        lb = results["balancer"]
+        curve = ", ".join(
+            f"{n}: {lb[f'replicas_{n}']['calls_per_second']} calls/s, p99 {lb[f'replicas_{n}']['p99_ms']:.0f} ms"
+            for n in (1, 2, 3)
+        )
+        row(f"HAProxy, {lb['concurrency']} clients, 1/2/3 replicas", "(info)", curve, True)
+        d = lb["drain"]
+        row(
+            "a replica drained mid-load",
+            f"exit <= {DRAIN_SECONDS} s, every call answered",
+            f"exited {d['exit_seconds']} s after SIGTERM; {d['calls_completed']} of {lb['calls']} calls answered, "
+            f"slowest {d['max_latency_ms']:.0f} ms",
+            d["exit_seconds"] <= DRAIN_SECONDS and d["calls_completed"] == lb["calls"],
         )
     return rows
 

@@ -29,7 +29,7 @@ def test_the_benchmark_suite_runs_every_section_in_quick_mode(tmp_path: Path) ->
 
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
-    for section in ("cold_start", "per_call", "concurrency", "big_run", "polling", "http"):
+    for section in ("cold_start", "per_call", "concurrency", "big_run", "polling", "http", "balancer"):
         assert section in results, section
     assert [row["name"] for row in results["targets"]]
     assert "| Measure | Target |" in done.stdout

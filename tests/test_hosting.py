@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -30,6 +29,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from acp_mcp.sandbox import RunningSandbox
+from bench.balancer import DRAIN_SECONDS, haproxy_config, replica_command
 
 from ._tooling import ROOT, free_port, python_env
 from .compat.harness import python_client
@@ -37,47 +37,14 @@ from .conftest import API_KEY, SERVER_ID
 
 CALLS = 240
 CONCURRENCY = 20
-DRAIN_SECONDS = 10
 REPLICAS = ("r1", "r2", "r3", "r4")
-
-
-def haproxy_config(front: int, stats: Path, ports: dict[str, int]) -> str:
-    servers = "\n".join(f"    server {name} 127.0.0.1:{port} check" for name, port in ports.items())
-    return f"""\
-global
-    stats socket {stats} mode 600 level admin
-    maxconn 512
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    timeout check 2s
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response 503
-    option http-buffer-request
-
-frontend mcp
-    bind 127.0.0.1:{front}
-    default_backend replicas
-
-backend replicas
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server inter 100ms fall 2 rise 2
-{servers}
-"""
 
 
 def start_replica(sandbox: RunningSandbox, port: int) -> subprocess.Popen[str]:
     env = python_env(
         COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=sandbox.base_url, ACP_SERVER_ID=SERVER_ID
     )
-    command = [sys.executable, "-m", "acp_mcp", "--transport", "streamable-http", "--stateless"]
-    command += ["--port", str(port), "--drain-seconds", str(DRAIN_SECONDS), "--wait-seconds", "10"]
+    command = replica_command(port, "--wait-seconds", "10")
     return subprocess.Popen(
         command,
         cwd=ROOT,
