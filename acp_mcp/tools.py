@@ -60,8 +60,8 @@ def _text(description: str, max_length: int) -> Any:
 ServerId = Annotated[
     OptionalText,
     _text(
-        "Id of the server (resource) whose agent runtime runs the agent, at most "
-        f'{MAX_ID_LENGTH} characters. Omit it (or send null or "") to use the MCP server\'s ACP_SERVER_ID.',
+        f"Server (resource) id whose agent runtime runs the agent, at most {MAX_ID_LENGTH} characters; omit it "
+        '(or send null or "") for the MCP server\'s ACP_SERVER_ID.',
         MAX_ID_LENGTH,
     ),
     Nullable,
