@@ -22,6 +22,7 @@ from acp_mcp.sandbox import RunningSandbox
 from .._tooling import readme_blocks
 from ..conftest import API_KEY, SERVER_ID
 from .flow import FINAL_TEXT, FLOW, assert_flow_reached_model
+from .formats.openai_chat import assert_streamed_turns
 from .harness import CACHE, Done, acp_mcp_command, node_clients, run_client, sealed_env, server_env
 from .stub_model import RunningStub
 
@@ -118,11 +119,7 @@ def test_copilot_cli_performs_the_flow_and_the_model_receives_every_result(
 
     assert_flow_reached_model(stub.model.seen)
     assert [call.name for call in stub.model.calls] == [f"{SERVER}-{step.tool}" for step in FLOW]
-    turns = [r for r in stub.model.requests if r.path == "/v1/chat/completions"]
-    assert all(t.body["stream"] is True and t.body["model"] == MODEL for t in turns)
-    assert all(t.headers.get("authorization") == f"Bearer {MODEL_KEY}" for t in turns)
-    last = max(turns, key=lambda t: len(t.body["messages"])).body["messages"]
-    assert [m["tool_call_id"] for m in last if m["role"] == "tool"] == [call.id for call in stub.model.calls]
+    assert_streamed_turns(stub.model, MODEL, MODEL_KEY)
     # the model reads the text block, then the structured content as JSON; an error is prefixed with the server
     for step, result in zip(FLOW, stub.model.seen, strict=True):
         if step.name == "missing":

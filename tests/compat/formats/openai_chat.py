@@ -63,3 +63,13 @@ def chat_completions(model: StubModel, request: Request) -> Reply:
 @route("GET", r"(/v1)?/models")
 def models(model: StubModel, request: Request) -> Reply:
     return Reply.json({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "stub"}]})
+
+
+def assert_streamed_turns(model: StubModel, name: str, key: str) -> None:
+    """Every chat turn the client sent was streamed, for model `name` with bearer `key`, and the last one
+    carries one tool message per call the stub made, answering it."""
+    turns = [r for r in model.requests if r.path == "/v1/chat/completions"]
+    assert all(t.body["stream"] is True and t.body["model"] == name for t in turns)
+    assert all(t.headers.get("authorization") == f"Bearer {key}" for t in turns)
+    last = max(turns, key=lambda t: len(t.body["messages"])).body["messages"]
+    assert [m["tool_call_id"] for m in last if m["role"] == "tool"] == [call.id for call in model.calls]
