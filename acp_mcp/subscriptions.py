@@ -29,7 +29,7 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .watching import RunWatcher, Subscriber, TooManySubscriptions
+from .watching import Notify, RunWatcher, Subscriber, TooManySubscriptions
 
 
 class RunListenHandler(ListenHandler):
@@ -66,7 +66,7 @@ class SessionSubscriptions:
         connection = _connection(ctx.session)
         subscriber = self._subscribers.get(connection)
         if subscriber is None:
-            subscriber = self._subscribers[connection] = Subscriber(connection.send_resource_updated)
+            subscriber = self._subscribers[connection] = Subscriber(_notifier(connection))
         _watch(self.watcher, subscriber, [str(params.uri)])
         return EmptyResult()
 
@@ -75,6 +75,19 @@ class SessionSubscriptions:
         if subscriber is not None:
             self.watcher.unwatch(subscriber, [str(params.uri)])
         return EmptyResult()
+
+
+def _notifier(connection: Connection) -> Notify:
+    """Notifies `connection` without keeping it alive: the subscriber entry must not outlive the session."""
+    reference = weakref.ref(connection)
+
+    async def notify(uri: str) -> None:
+        live = reference()
+        if live is None:
+            raise ConnectionError("the session has ended")
+        await live.send_resource_updated(uri)
+
+    return notify
 
 
 def _connection(session: ServerSession) -> Connection:

@@ -45,7 +45,7 @@ from pydantic import Field
 from .app import AppState
 from .config import MAX_WAIT_SECONDS
 from .errors import ACPError, ConflictError, NotFoundError
-from .messages import TASK_NOT_FOUND, safe_message, task_status
+from .messages import TASK_NOT_FOUND, read_only_refusal, safe_message, task_status
 from .results import DEFAULT_MAX_EVENTS, FIELD_CHARS, Outcome, RunResult, clip
 from .tools import tool_result
 
@@ -123,7 +123,7 @@ class TaskIds:
             version, server_id, run_id, outcome, http_status, max_events, created_ms = json.loads(payload)
         except ValueError:
             return None
-        if version != _ID_VERSION or outcome not in _OUTCOMES:
+        if version != _ID_VERSION or outcome not in _OUTCOMES or type(max_events) is not int:
             return None
         return TaskRef(server_id, run_id, outcome, http_status, max_events, created_ms)
 
@@ -174,7 +174,7 @@ class RunTasks(Extension):
             result.run.id,
             result.outcome,
             result.httpStatus,
-            DEFAULT_MAX_EVENTS if max_events is None else max_events,
+            DEFAULT_MAX_EVENTS if max_events is None else int(float(max_events)),  # the tool accepted it
             created_ms,
         )
         logger.info("%s on run %s became a task", params.name, ref.run_id)
@@ -209,6 +209,8 @@ class RunTasks(Extension):
         """``tasks/cancel``: cancels the run; a run that already finished keeps its status (cancel is cooperative)."""
         require_client_extension(ctx, EXTENSION_ID)
         ref = self._ref(params.task_id)
+        if self.state.settings.read_only:
+            raise MCPError(INVALID_PARAMS, read_only_refusal("tasks/cancel"))
         try:
             await self.state.service.cancel(ref.server_id, ref.run_id)
         except ConflictError:
@@ -223,10 +225,12 @@ class RunTasks(Extension):
         ``waitSeconds: 0`` returns at once anyway, so it stays an ordinary call; an invalid value does
         too, so the tool reports it.
         """
-        wait = arguments.get("waitSeconds")
-        if wait is not None and not (isinstance(wait, int | float) and not isinstance(wait, bool)):
+        given = arguments.get("waitSeconds")
+        try:
+            wait = None if given is None or isinstance(given, bool) else float(given)  # as the tool reads it
+        except (TypeError, ValueError):
             return False
-        if wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS:
+        if (wait is None and given is not None) or (wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS):
             return False
         return self.state.service.wait_seconds(wait) > 0
 

@@ -134,6 +134,8 @@ class RunWatcher:
                     if run is not None and run.is_terminal:
                         break
                 await anyio.sleep(next(intervals))
+        for subscriber in watch.subscribers:  # the run ended: its URI no longer counts, and may be watched anew
+            subscriber.uris.discard(uri)
         self._end(uri, watch)
 
     async def _notify(self, uri: str, watch: _Watch) -> None:

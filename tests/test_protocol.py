@@ -234,3 +234,27 @@ async def test_the_server_carries_its_icon(settings: Settings) -> None:
     (icon,) = info.icons
     assert icon.mime_type == "image/svg+xml"
     assert base64.b64decode(icon.src.removeprefix("data:image/svg+xml;base64,")).startswith(b"<svg ")
+
+
+async def test_a_run_that_ended_frees_its_place_and_can_be_watched_again_on_its_next_turn(settings: Settings) -> None:
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.append(message.params.uri)
+
+    async with served(settings, "legacy", message_handler=on_message) as (server, client):
+        run_id, uri = await hanging_run(client)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.subscribe_resource(uri)
+            await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+            await until(lambda: updates == [uri] and not server.state.watcher.watched)
+            await client.call_tool(
+                "continue_agent_run",
+                {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "/hang", "waitSeconds": 0},
+            )
+            await client.subscribe_resource(uri)
+            assert server.state.watcher.watched == {uri}, "watched again: the ended run no longer counted as watched"
+            await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+            await until(lambda: updates == [uri, uri] and not server.state.watcher.watched)

@@ -21,6 +21,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.extension import advertise
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolRequest,
     CallToolRequestParams,
     CancelTaskRequest,
@@ -371,3 +372,41 @@ def test_the_official_tasks_client_over_stdio_collects_a_task_after_a_server_res
     server = {"command": sys.executable, "args": ["-m", "acp_mcp"], "env": env}
     report = drive([server, server], tmp_path)  # the second connection starts a new server process
     assert_report(report, sandbox)
+
+
+@pytest.mark.parametrize("max_events", [5.0, "5"])
+async def test_a_task_made_with_max_events_the_tool_accepts_loosely_stays_readable(
+    settings: Settings, max_events: Any
+) -> None:
+    async with tasks_client(settings) as tasks:
+        created = await tasks.call(
+            "start_agent_run", {"serverId": SERVER_ID, "content": "/steps 2", "maxEvents": max_events}
+        )
+        task = await tasks.settle(created["taskId"])
+
+    assert task["status"] == "completed"
+    assert len(structured(task["result"])["events"]) == 5
+
+
+async def test_a_quoted_wait_the_tool_accepts_still_makes_a_task(settings: Settings) -> None:
+    async with tasks_client(settings) as tasks:
+        with anyio.fail_after(5):
+            created = await tasks.call(
+                "start_agent_run", {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": "30"}
+            )
+        await tasks.cancel(created["taskId"])
+
+    assert created["resultType"] == "task"
+
+
+async def test_a_read_only_server_refuses_to_cancel_through_a_task(settings: Settings, sandbox: RunningSandbox) -> None:
+    async with tasks_client(settings) as tasks:
+        created = await tasks.call("start_agent_run", {"serverId": SERVER_ID, "content": "/hang"})
+        async with tasks_client(dataclasses.replace(settings, read_only=True)) as read_only:
+            with pytest.raises(MCPError) as refused:
+                await read_only.cancel(created["taskId"])
+        await tasks.cancel(created["taskId"])
+
+    assert refused.value.error.code == INVALID_PARAMS
+    assert "tasks/cancel is disabled: this MCP server runs in read-only mode" in refused.value.error.message
+    assert [r.path.rsplit("/", 1)[-1] for r in api_requests(sandbox, method="POST")] == ["runs", "cancel"]
