@@ -36,6 +36,22 @@ async def served(settings: Settings, mode: str, **client: Any) -> AsyncIterator[
         yield server, connected
 
 
+@asynccontextmanager
+async def old_era_session(settings: Settings) -> AsyncIterator[tuple[ACPServer, Client, list[str]]]:
+    """A 2025-11-25 session that records the URIs of the resource updates it hears (its deprecated
+    subscribe methods allowed: this era is tested on purpose)."""
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.append(message.params.uri)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        async with served(settings, "legacy", message_handler=on_message) as (server, client):
+            yield server, client, updates
+
+
 async def hanging_run(client: Client) -> tuple[str, str]:
     """A run that never ends by itself: its id and resource URI."""
     result = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content
@@ -100,20 +116,12 @@ async def test_two_streams_on_one_run_share_one_poll_and_leaving_stops_it(settin
 
 
 async def test_an_old_era_session_is_notified_until_the_run_ends_and_can_unsubscribe(settings: Settings) -> None:
-    updates: list[str] = []
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, ResourceUpdatedNotification):
-            updates.append(message.params.uri)
-
-    async with served(settings, "legacy", message_handler=on_message) as (server, client):
+    async with old_era_session(settings) as (server, client, updates):
         run_id, uri = await hanging_run(client)
         other_id, other = await hanging_run(client)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MCPDeprecationWarning)  # the old era's methods, on purpose
-            await client.subscribe_resource(uri)
-            await client.subscribe_resource(other)
-            await client.unsubscribe_resource(other)
+        await client.subscribe_resource(uri)
+        await client.subscribe_resource(other)
+        await client.unsubscribe_resource(other)
         assert server.state.watcher.watched == {uri}
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": other_id})
@@ -237,24 +245,15 @@ async def test_the_server_carries_its_icon(settings: Settings) -> None:
 
 
 async def test_a_run_that_ended_frees_its_place_and_can_be_watched_again_on_its_next_turn(settings: Settings) -> None:
-    updates: list[str] = []
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, ResourceUpdatedNotification):
-            updates.append(message.params.uri)
-
-    async with served(settings, "legacy", message_handler=on_message) as (server, client):
+    async with old_era_session(settings) as (server, client, updates):
         run_id, uri = await hanging_run(client)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MCPDeprecationWarning)
-            await client.subscribe_resource(uri)
-            await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
-            await until(lambda: updates == [uri] and not server.state.watcher.watched)
-            await client.call_tool(
-                "continue_agent_run",
-                {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "/hang", "waitSeconds": 0},
-            )
-            await client.subscribe_resource(uri)
-            assert server.state.watcher.watched == {uri}, "watched again: the ended run no longer counted as watched"
-            await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
-            await until(lambda: updates == [uri, uri] and not server.state.watcher.watched)
+        await client.subscribe_resource(uri)
+        await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+        await until(lambda: updates == [uri] and not server.state.watcher.watched)
+        await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "/hang", "waitSeconds": 0}
+        )
+        await client.subscribe_resource(uri)
+        assert server.state.watcher.watched == {uri}, "watched again: the ended run no longer counted as watched"
+        await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+        await until(lambda: updates == [uri, uri] and not server.state.watcher.watched)
