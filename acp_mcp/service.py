@@ -105,7 +105,7 @@ class RunService:
         self.policy = policy or PollPolicy()
         self.abandoned = AbandonedStarts()
         self.stop_waits: anyio.Event | None = None
-        """Set when the server drains: every wait ends at its next poll (made by the server's lifespan)."""
+        """Set when the HTTP server drains: every wait ends at its next poll (made by `serve_http`; None on stdio)."""
 
     # -- argument rules -------------------------------------------------------------------
 
