@@ -14,10 +14,9 @@ from pydantic import SecretStr
 
 from . import __version__
 from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, settings_fields
+from .limits import DEFAULT_SANDBOX_PACE
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
-
-DEFAULT_SANDBOX_PACE = 0.5
 
 logger = logging.getLogger("acp_mcp")
 
@@ -96,7 +95,7 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
     try:
         server = build_server(settings)
         if settings.transport == "streamable-http":
-            from .http_transport import serve_http
+            from .http_server import serve_http
 
             anyio.run(serve_http, server, settings)
         else:

@@ -11,8 +11,6 @@ import email.utils
 import json
 import logging
 import random
-import time
-import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,13 +22,14 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
+from .arguments import path_id
+from .clock import Clock, SystemClock
 from .config import Settings, is_loopback
 from .errors import (
     ACPError,
     APIStatusError,
     ConnectError,
     InsecureBaseURLError,
-    InvalidIdError,
     InvalidResponseError,
     MissingAPIKeyError,
     ProtocolError,
@@ -42,6 +41,7 @@ from .errors import (
     parse_envelope,
     status_error_class,
 )
+from .limits import MAX_ERROR_BYTES, MAX_RESPONSE_BYTES, RETRY_ATTEMPTS, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS
 from .models import RunEnvelope, RunList, ServerList
 from .redaction import Redactor
 
@@ -49,11 +49,6 @@ logger = logging.getLogger(__name__)
 
 Parsed = TypeVar("Parsed", bound=BaseModel)
 
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-"""Largest success body read (a 10,000-event, 10 MB run is about 12 MB of JSON)."""
-MAX_ERROR_BYTES = 64 * 1024
-"""Largest error body read; only the envelope's short fields are kept."""
-MAX_ID_LENGTH = 256
 RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
 """5xx statuses a GET is retried on (429 is retried for every method)."""
 
@@ -66,9 +61,9 @@ class RetryPolicy:
     tool call's budget.
     """
 
-    attempts: int = 4
-    base_delay: float = 0.25
-    max_delay: float = 8.0
+    attempts: int = RETRY_ATTEMPTS
+    base_delay: float = RETRY_BASE_SECONDS
+    max_delay: float = RETRY_MAX_SECONDS
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (0-based): full jitter up to an exponential cap."""
@@ -83,27 +78,13 @@ class ApiResponse:
     data: dict[str, Any]
 
 
-def path_segment(field_name: str, value: str) -> str:
-    """Percent-encode `value` as one path segment, refusing what has no business in an id."""
-    problem = None
-    if not value or not value.strip():
-        problem = "is empty"
-    elif value in {".", ".."}:
-        problem = "cannot be '.' or '..'"
-    elif len(value) > MAX_ID_LENGTH:
-        problem = f"is longer than {MAX_ID_LENGTH} characters"
-    elif any(ch in "/\\?#%" for ch in value):
-        problem = "cannot contain '/', '\\', '?', '#' or '%'"
-    elif any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in value):
-        problem = "cannot contain control characters"
-    if problem:
-        raise InvalidIdError(
-            f"{field_name} {problem}; pass the id exactly as the API returned it", field_name=field_name
-        )
-    return quote(value, safe="")
+def _segment(field_name: str, value: str) -> str:
+    """`value` checked as an id (`arguments.path_id`) and percent-encoded as one path segment."""
+    return quote(path_id(field_name, value), safe="")
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date, read against the epoch time `now`), if usable."""
     value = headers.get("retry-after")
     if not value:
         return None
@@ -115,14 +96,22 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None  # neither seconds nor an HTTP date: ignored, the usual backoff applies
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now)
 
 
 class ACPClient:
     """Calls the connected agent-runtime run endpoints of one ACP API base URL."""
 
-    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None, redact: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        redact: Redactor | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._settings = settings
+        self._clock = clock or SystemClock()
         self._redact = redact or Redactor(settings.secrets())
         self._retry = retry or RetryPolicy()
         self._http: httpx2.AsyncClient | None = None
@@ -209,9 +198,9 @@ class ACPClient:
     @staticmethod
     def _runs_path(server_id: str, run_id: str | None = None, tail: str | None = None) -> str:
         """The path of the runs collection, one run, or one of its actions; each id checked and encoded."""
-        path = f"servers/{path_segment('serverId', server_id)}/runtime/agent/runs"
+        path = f"servers/{_segment('serverId', server_id)}/runtime/agent/runs"
         if run_id is not None:
-            path += "/" + path_segment("resourceRunId", run_id)
+            path += "/" + _segment("resourceRunId", run_id)
         return path if tail is None else f"{path}/{tail}"
 
     async def _request(
@@ -239,10 +228,10 @@ class ACPClient:
         if method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:
-            deadline = time.monotonic() + 2 * self._settings.request_timeout
+            deadline = self._clock.now() + 2 * self._settings.request_timeout
         attempt = 0
         while True:
-            left = deadline - time.monotonic()
+            left = deadline - self._clock.now()
             seconds = left if sync else min(self._settings.request_timeout, left)
             try:
                 if seconds <= 0:
@@ -259,12 +248,12 @@ class ACPClient:
                     ) from None
             except ACPError as exc:
                 delay = self._retry_delay(method, exc, attempt)
-                if delay is None or time.monotonic() + delay >= deadline:
+                if delay is None or self._clock.now() + delay >= deadline:
                     raise
                 logger.info(
                     "%s %s failed (%s); retry %d in %.2fs", method, path, type(exc).__name__, attempt + 1, delay
                 )
-                await anyio.sleep(delay)
+                await self._clock.sleep(delay)
                 attempt += 1
 
     def _retry_delay(self, method: str, exc: ACPError, attempt: int) -> float | None:
@@ -319,7 +308,7 @@ class ACPClient:
             raise RequestTimeout(f"No answer from {where} within {seconds:g}s", **labels) from exc
         except httpx2.TransportError as exc:
             raise ProtocolError(f"The connection to {where} broke: {type(exc).__name__}", **labels) from exc
-        return _interpret(response, raw, labels, self._redact)
+        return _interpret(response, raw, labels, self._redact, self._clock.wall())
 
 
 async def _read_capped(response: httpx2.Response, cap: int) -> bytes | None:
@@ -343,7 +332,9 @@ def _decode(raw: bytes | None) -> Any:
         return None
 
 
-def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, Any], redact: Redactor) -> ApiResponse:
+def _interpret(
+    response: httpx2.Response, raw: bytes | None, labels: dict[str, Any], redact: Redactor, now: float
+) -> ApiResponse:
     """Map a complete HTTP answer to an `ApiResponse` or the matching `ACPError`."""
     status = response.status_code
     if 300 <= status < 400:
@@ -368,6 +359,6 @@ def _interpret(response: httpx2.Response, raw: bytes | None, labels: dict[str, A
         f"HTTP {status}: {detail}".rstrip(": "),
         status=status,
         envelope=envelope,
-        retry_after=_retry_after(response.headers),
+        retry_after=_retry_after(response.headers, now),
         **labels,
     )

@@ -2,7 +2,7 @@
 
 ``serverId`` completes from the configured default, then the servers the key can see
 (``GET /servers``); ``resourceRunId`` from the server's newest runs (the ``serverId`` already
-chosen, else the default). Prefix match, newest first, at most `MAX_VALUES`. Each lookup is one
+chosen, else the default). Prefix match, newest first, at most `COMPLETION_VALUES`. Each lookup is one
 request, bounded by the request timeout; any failure gives an empty completion (and a log line),
 never an error the client must handle.
 """
@@ -10,23 +10,18 @@ never an error the client must handle.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 
 from mcp.types import Completion
 
-from .app import AppState
+from .limits import COMPLETION_LOOKUP, COMPLETION_VALUES
+from .process_state import ProcessState
 
 logger = logging.getLogger(__name__)
 
-MAX_VALUES = 100
-"""Most values a completion returns (the protocol's limit)."""
-LOOKUP_LIMIT = 100
-"""How many servers or runs one lookup asks the API for (its largest page)."""
-
 
 async def complete_run_argument(
-    state: AppState, name: str, prefix: str, chosen: Mapping[str, str] | None
+    state: ProcessState, name: str, prefix: str, chosen: Mapping[str, str] | None
 ) -> Completion:
     """The values of the run template's argument `name` that start with `prefix`."""
     try:
@@ -41,30 +36,30 @@ async def complete_run_argument(
         return Completion(values=[])
     matches = [value for value in dict.fromkeys(candidates) if value.startswith(prefix)]
     return Completion(
-        values=matches[:MAX_VALUES],
+        values=matches[:COMPLETION_VALUES],
         total=None if more else len(matches),
-        has_more=more or len(matches) > MAX_VALUES,
+        has_more=more or len(matches) > COMPLETION_VALUES,
     )
 
 
-async def _server_ids(state: AppState) -> tuple[list[str], bool]:
+async def _server_ids(state: ProcessState) -> tuple[list[str], bool]:
     """The default server id, then the servers' ids; and whether the API may have more."""
     default = [state.settings.default_server_id] if state.settings.default_server_id else []
     if state.settings.api_key is None:
         return default, False
-    listing = await state.client.list_servers(LOOKUP_LIMIT, deadline=_one_request(state))
+    listing = await state.client.list_servers(COMPLETION_LOOKUP, deadline=_one_request(state))
     ids = [server.id for server in listing.items if server.id]
-    return default + ids, len(listing.items) >= LOOKUP_LIMIT
+    return default + ids, len(listing.items) >= COMPLETION_LOOKUP
 
 
-async def _run_ids(state: AppState, server_id: str | None) -> tuple[list[str], bool]:
+async def _run_ids(state: ProcessState, server_id: str | None) -> tuple[list[str], bool]:
     """The newest runs' ids on the chosen (or default) server; and whether the API may have more."""
     server_id = server_id or state.settings.default_server_id
     if not server_id or state.settings.api_key is None:
         return [], False
-    listing = await state.client.list_runs(server_id, LOOKUP_LIMIT, deadline=_one_request(state))
-    return [run.id for run in listing.items if run.id], len(listing.items) >= LOOKUP_LIMIT
+    listing = await state.client.list_runs(server_id, COMPLETION_LOOKUP, deadline=_one_request(state))
+    return [run.id for run in listing.items if run.id], len(listing.items) >= COMPLETION_LOOKUP
 
 
-def _one_request(state: AppState) -> float:
-    return time.monotonic() + state.settings.request_timeout
+def _one_request(state: ProcessState) -> float:
+    return state.clock.now() + state.settings.request_timeout

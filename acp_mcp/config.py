@@ -16,12 +16,9 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from .limits import DEFAULT_DRAIN_SECONDS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
+
 DEFAULT_BASE_URL = "https://api.computer-agents.com"
-DEFAULT_WAIT_SECONDS = 45.0
-DEFAULT_DRAIN_SECONDS = 20.0
-"""Under the usual 30 s an orchestrator allows between SIGTERM and SIGKILL."""
-MAX_WAIT_SECONDS = 600.0
-"""Upper bound for any wait; progress notifications keep longer waits alive on clients that allow it."""
 
 KEY_VARIABLES = ("COMPUTER_AGENTS_API_KEY", "TESTBASE_API_KEY")
 BASE_URL_VARIABLES = ("COMPUTER_AGENTS_BASE_URL", "COMPUTER_AGENTS_API_URL")

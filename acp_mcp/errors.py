@@ -33,8 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_FIELD_CHARS = 300
-"""Longest upstream message, code or detail text kept on an error."""
+from .limits import ERROR_DETAILS, ERROR_FIELD_CHARS
 
 
 class ACPError(Exception):
@@ -60,11 +59,13 @@ class InsecureBaseURLError(ACPError):
 
 
 class InvalidArgumentError(ACPError):
-    """A tool argument refused before any request; `message` says what is wrong with it."""
+    """A tool argument refused before any request: which field, which problem (see `arguments`), the numbers."""
 
-    def __init__(self, message: str, *, field_name: str) -> None:
-        super().__init__(message)
+    def __init__(self, field_name: str, problem: str, **data: Any) -> None:
+        super().__init__(f"{field_name}: {problem}")
         self.field_name = field_name
+        self.problem = problem
+        self.data = data
 
 
 class InvalidIdError(InvalidArgumentError):
@@ -72,7 +73,11 @@ class InvalidIdError(InvalidArgumentError):
 
 
 class UnconfirmedStartError(ACPError):
-    """A sync start outlived its wait and no run with its input could be found yet."""
+    """A sync start outlived its wait (`waited` seconds) and no run with its input could be found yet."""
+
+    def __init__(self, *, server_id: str, waited: float) -> None:
+        super().__init__(f"sync start unconfirmed after {waited:g}s", server_id=server_id, operation="start")
+        self.waited = waited
 
 
 class TransportError(ACPError):
@@ -199,18 +204,14 @@ def status_error_class(status: int) -> type[APIStatusError]:
     return _BY_STATUS.get(status, APIStatusError)
 
 
-MAX_DETAILS = 5
-"""Most rejected fields kept from an envelope's ``details``."""
-
-
 def parse_envelope(body: Any, redact: Callable[[str], str]) -> Envelope:
     """Read the error envelope from a decoded JSON body; anything else gives an empty envelope.
 
-    Each field is redacted *before* it is cut to `MAX_FIELD_CHARS`, so a cut can never leave
+    Each field is redacted *before* it is cut to `ERROR_FIELD_CHARS`, so a cut can never leave
     part of a secret behind.
     """
 
-    def short(value: Any, limit: int = MAX_FIELD_CHARS) -> str | None:
+    def short(value: Any, limit: int = ERROR_FIELD_CHARS) -> str | None:
         if value is None:
             return None
         text = redact(value if isinstance(value, str) else str(value))
@@ -221,7 +222,7 @@ def parse_envelope(body: Any, redact: Callable[[str], str]) -> Envelope:
     details = body.get("details")
     problems = tuple(
         FieldProblem(field=short(item.get("field"), 100), message=short(item.get("message"), 200) or "")
-        for item in (details if isinstance(details, list) else [])[:MAX_DETAILS]
+        for item in (details if isinstance(details, list) else [])[:ERROR_DETAILS]
         if isinstance(item, dict)
     )
     return Envelope(

@@ -19,6 +19,7 @@ from .errors import (
     ConnectError,
     InsecureBaseURLError,
     InvalidArgumentError,
+    InvalidIdError,
     InvalidRequestError,
     InvalidResponseError,
     MissingAPIKeyError,
@@ -33,7 +34,7 @@ from .errors import (
     UnconfirmedStartError,
 )
 from .redaction import Redactor
-from .results import call_hint
+from .text import call_hint
 
 KEY_VARIABLE = KEY_VARIABLES[0]
 _TYPES = {
@@ -152,11 +153,12 @@ def describe(exc: ACPError, *, base_url: str) -> str:
         )
     if isinstance(exc, UnconfirmedStartError):
         return (
-            f"{exc.message}. The run may still have been created: look for it with "
+            f"The sync start did not answer within {exc.waited:g}s and no run with this input is listed yet. "
+            f"The run may still have been created: look for it with "
             f"{call_hint('list_agent_runs', serverId=exc.server_id)} before starting it again."
         )
     if isinstance(exc, InvalidArgumentError):
-        return f"Invalid arguments, nothing was sent: {exc.message}."
+        return f"Invalid arguments, nothing was sent: {argument_problem(exc)}."
     if isinstance(exc, APIStatusError):
         return _status_message(exc, base_url)
     if isinstance(exc, RedirectError):
@@ -179,6 +181,29 @@ def describe(exc: ACPError, *, base_url: str) -> str:
     if isinstance(exc, ProtocolError):
         return f"The connection to the ACP API at {base_url} broke mid-answer. Retry."
     return UNEXPECTED
+
+
+_ARGUMENT_PROBLEMS = {
+    "server_id_missing": "serverId is required: pass serverId (the resource id of the agent runtime's server), "
+    "or ask the user to set ACP_SERVER_ID in this MCP server's environment",
+    "text_missing": "give content (the text for the agent) or prompt",
+    "metadata_not_json": "metadata must be plain JSON: NaN and Infinity are not allowed",
+    "metadata_too_large": "metadata is {size:,} characters of JSON; the limit is {limit:,}",
+    "id_empty": "{field} is empty",
+    "id_dots": "{field} cannot be '.' or '..'",
+    "id_too_long": "{field} is longer than {limit} characters",
+    "id_reserved_characters": "{field} cannot contain '/', '\\', '?', '#' or '%'",
+    "id_control_characters": "{field} cannot contain control characters",
+}
+"""Each problem `arguments` can find, in words; the numbers come from the error."""
+
+
+def argument_problem(exc: InvalidArgumentError) -> str:
+    """What is wrong with the argument, and for an id, how to get it right."""
+    text = _ARGUMENT_PROBLEMS[exc.problem].format(field=exc.field_name, **exc.data)
+    if isinstance(exc, InvalidIdError):
+        text += "; pass the id exactly as the API returned it"
+    return text
 
 
 def _check_before_retrying(exc: ACPError) -> str:
@@ -230,6 +255,23 @@ def read_only_refusal(tool: str) -> str:
         f"{tool} is disabled: this MCP server runs in read-only mode (ACP_MCP_READ_ONLY). "
         "Only get_agent_run and list_agent_runs are available; ask the user if a run must be changed."
     )
+
+
+def late_sync_note(operation: str, cutoff: float) -> str:
+    """A sync start or input outlived its cutoff; the run it concerns is returned as it is."""
+    if operation == "start":
+        return f"the sync start did not answer within {cutoff:g}s; this is the run it started"
+    return f"the sync request did not answer within {cutoff:g}s; the run goes on on the platform"
+
+
+def polling_failed_note(exc: Exception) -> str:
+    """Waiting stopped because a poll failed; the run itself is unaffected."""
+    return f"checking the run's status failed ({type(exc).__name__}); call get_agent_run later"
+
+
+def events_failed_note(exc: Exception) -> str:
+    """The run is known but its events are not."""
+    return f"the run's events could not be fetched ({type(exc).__name__})"
 
 
 def repeated_start_note(run_id: str) -> str:

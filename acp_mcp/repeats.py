@@ -16,10 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-REPEAT_WINDOW_SECONDS = 600.0
-"""How long after a cancelled start an identical one is answered with its run."""
-MAX_REMEMBERED = 256
-"""Cancelled starts kept at most (the oldest are forgotten first)."""
+from .limits import MAX_REMEMBERED_STARTS, REPEAT_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ class AbandonedStarts:
         """Note a cancelled start."""
         self._starts.pop(key, None)
         self._starts[key] = AbandonedStart(run_id, began_wall, self.clock())
-        while len(self._starts) > MAX_REMEMBERED:
+        while len(self._starts) > MAX_REMEMBERED_STARTS:
             self._starts.popitem(last=False)
 
     def take(self, key: str) -> AbandonedStart | None:

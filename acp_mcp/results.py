@@ -13,57 +13,32 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
-from urllib.parse import quote
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from .limits import (
+    DEFAULT_MAX_EVENTS,
+    ERROR_CHARS,
+    EVENT_FIELD_CHARS,
+    EVENTS_CHARS,
+    FIELD_CHARS,
+    LIST_TEXT_CHARS,
+    MIN_EVENT_CHARS,
+    OBJECT_CHARS,
+    OUTPUT_CHARS,
+    TEXT_EVENT_CHARS,
+    TEXT_EVENTS,
+    TEXT_OUTPUT_CHARS,
+)
 from .models import Event, EventFields, Run, RunEnvelope, RunFields, RunList
-
-OUTPUT_CHARS = 4_000
-EVENTS_CHARS = 8_000
-MIN_EVENT_CHARS = 200
-ERROR_CHARS = 1_000
-FIELD_CHARS = 300
-OBJECT_CHARS = 1_000
-EVENT_FIELD_CHARS = 80
-"""Longest event id, role, logType, logLevel or createdAt shown."""
-TEXT_OUTPUT_CHARS = 1_500
-TEXT_EVENTS = 5
-TEXT_EVENT_CHARS = 200
-DEFAULT_MAX_EVENTS = 20
-MAX_MAX_EVENTS = 40
-MAX_LIST_RUNS = 40
-LIST_TEXT_CHARS = 8_000
+from .text import call_hint, clip, preview, run_uri
 
 Outcome = Literal["started", "accepted", "continued", "fetched", "cancelled"]
-
-
-def clip(text: str | None, limit: int) -> str | None:
-    """`text` cut to `limit` characters, with a marker saying how much was cut."""
-    if text is None or len(text) <= limit:
-        return text
-    return text[:limit] + f"… [truncated: {len(text) - limit:,} more characters]"
-
-
-def preview(text: str | None, limit: int) -> str:
-    """A one-line preview: `text` cut to `limit` characters with an ellipsis."""
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def event_chars(count: int) -> int:
     """How much of each event's content is shown when `count` events are listed."""
     return min(EVENTS_CHARS, max(MIN_EVENT_CHARS, EVENTS_CHARS // max(count, 1)))
-
-
-def run_uri(server_id: str, run_id: str) -> str:
-    """The resource URI of a run's full JSON."""
-    return f"acp://servers/{quote(server_id, safe='')}/runs/{quote(run_id, safe='')}"
-
-
-def call_hint(tool: str, **arguments: Any) -> str:
-    """An exact tool call, written the way a model would make it."""
-    return f"{tool} {json.dumps({k: v for k, v in arguments.items() if v is not None})}"
 
 
 class EventView(EventFields):

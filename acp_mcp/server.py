@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,16 +33,20 @@ from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from . import __version__
-from .app import AppState
+from .clock import Clock
 from .completions import complete_run_argument
 from .config import Settings
 from .errors import ACPError, InvalidArgumentError, NotFoundError
-from .messages import invalid_arguments, read_only_refusal, safe_message
+from .limits import LIST_TTL_MS
+from .messages import UNEXPECTED, invalid_arguments, read_only_refusal, safe_message
+from .process_state import ProcessState
 from .schemas import input_schema, output_schema
 from .subscriptions import serve_subscriptions
 from .tasks import RunTasks
 from .tools import TOOLS
 from .waiting import PollPolicy
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 Drives agent runs on the Computer Agents platform (ACP API). Typical flow: start_agent_run with the
@@ -58,8 +63,6 @@ UNCHANGING_LISTS: tuple[CacheableMethod, ...] = (
     "resources/templates/list",
     "prompts/list",
 )
-LIST_TTL_MS = 3_600_000
-"""How long clients may keep the lists above: they never change while a process runs (a restart may change them)."""
 ICON = Icon(
     src="data:image/svg+xml;base64," + base64.b64encode((Path(__file__).parent / "icon.svg").read_bytes()).decode(),
     mime_type="image/svg+xml",
@@ -75,7 +78,7 @@ class ACPServer(MCPServer):
     the tools with schemas shaped by `schemas` (computed once: the tools never change).
     """
 
-    state: AppState
+    state: ProcessState
     refused_tools: frozenset[str] = frozenset()
     _listed: list[MCPTool] | None = None
 
@@ -126,13 +129,13 @@ def tool_description(fn: Any) -> str:
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
-def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACPServer:
+def build_server(settings: Settings, *, policy: PollPolicy | None = None, clock: Clock | None = None) -> ACPServer:
     """An MCP server exposing the run tools and the run resource for `settings`."""
-    state = AppState.create(settings, policy)
+    state = ProcessState.create(settings, policy, clock)
     bus = InMemorySubscriptionBus()
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+    async def lifespan(_: MCPServer) -> AsyncIterator[ProcessState]:
         async with anyio.create_task_group() as watches:
             state.watcher.start(watches)
             try:
@@ -155,6 +158,13 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
     )
     server.state = state
     serve_subscriptions(server.lowlevel, bus, state.watcher, sessions=not settings.stateless)
+    _add_tools(server, settings)
+    _add_run_resource(server, state)
+    return server
+
+
+def _add_tools(server: ACPServer, settings: Settings) -> None:
+    """The tools `settings` allow (the read-only ones only, in read-only mode); the rest are refused by name."""
     offered = [spec for spec in TOOLS if spec.read_only or not settings.read_only]
     server.refused_tools = frozenset(spec.fn.__name__ for spec in TOOLS if spec not in offered)
     for spec in offered:
@@ -165,6 +175,11 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
             description=tool_description(spec.fn),
             annotations=spec.annotations,
         )
+
+
+def _add_run_resource(server: ACPServer, state: ProcessState) -> None:
+    """The run resource template and the completions of its two ids."""
+    settings = state.settings
 
     @server.resource(
         RUN_RESOURCE,
@@ -180,6 +195,9 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
             raise ResourceNotFoundError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
         except ACPError as exc:
             raise ResourceError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
+        except Exception:
+            logger.exception("reading run %s failed unexpectedly", resourceRunId)
+            raise ResourceError(UNEXPECTED) from None
 
     # mcp 2.3 leaves `completion()` untyped
     @server.completion()  # type: ignore[no-untyped-call,untyped-decorator]
@@ -191,5 +209,3 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None) -> ACP
         if not (isinstance(ref, ResourceTemplateReference) and ref.uri == RUN_RESOURCE):
             return None
         return await complete_run_argument(state, argument.name, argument.value, context.arguments if context else None)
-
-    return server

@@ -28,7 +28,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,11 +41,13 @@ from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, Cal
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
-from .app import AppState
-from .config import MAX_WAIT_SECONDS
+from . import arguments
 from .errors import ACPError, ConflictError, NotFoundError
-from .messages import TASK_NOT_FOUND, read_only_refusal, safe_message, task_status
-from .results import DEFAULT_MAX_EVENTS, FIELD_CHARS, Outcome, RunResult, clip
+from .limits import DEFAULT_MAX_EVENTS, FIELD_CHARS, MAX_TASK_ID_CHARS, MAX_WAIT_SECONDS
+from .messages import TASK_NOT_FOUND, UNEXPECTED, read_only_refusal, safe_message, task_status
+from .process_state import ProcessState
+from .results import Outcome, RunResult
+from .text import clip
 from .tools import tool_result
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
 TASK_TOOLS = frozenset({"start_agent_run", "continue_agent_run"})
 """The tools whose calls become tasks: the ones that set a run going."""
-MAX_TASK_ID_CHARS = 4_096
-"""Longest task id read; ours stay under about 1,000 characters (two ids of at most 256 characters)."""
 _ID_VERSION = 1
 _MAC_BYTES = 16
 _OUTCOMES = frozenset(get_args(Outcome))
@@ -141,7 +140,7 @@ class RunTasks(Extension):
 
     identifier = EXTENSION_ID
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ProcessState) -> None:
         self.state = state
         key = state.settings.api_key
         self.ids = TaskIds(key.get_secret_value() if key is not None else None)
@@ -159,7 +158,7 @@ class RunTasks(Extension):
     ) -> HandlerResult:
         if params.name not in TASK_TOOLS or not declares_tasks(ctx) or not self._would_wait(params.arguments or {}):
             return await call_next(ctx)
-        created_ms = int(time.time() * 1000)
+        created_ms = int(self.state.clock.wall() * 1000)
         # the tool itself runs (same validation, same request to the API), returning once the run exists
         params.arguments = {**(params.arguments or {}), "waitSeconds": 0}
         answer = await call_next(ctx)
@@ -185,11 +184,14 @@ class RunTasks(Extension):
         require_client_extension(ctx, EXTENSION_ID)
         ref = self._ref(params.task_id)
         service = self.state.service
-        call = service.call(ref.server_id, 0, max_events=ref.max_events)
+        call = service.budget(ref.server_id, 0, max_events=ref.max_events)
         try:
             result = await service.get(call, ref.run_id, outcome=ref.outcome, http_status=ref.http_status)
         except ACPError as exc:
             raise self._lookup_error(exc) from None
+        except Exception:
+            logger.exception("tasks/get failed unexpectedly")
+            raise MCPError(INTERNAL_ERROR, UNEXPECTED) from None
         task = {"resultType": "complete", **self._task(ref, result)}
         if task["status"] == "completed":
             answer = tool_result(result, links=self.state.settings.resource_links)
@@ -217,22 +219,25 @@ class RunTasks(Extension):
             logger.info("tasks/cancel: run %s had already finished", ref.run_id)
         except ACPError as exc:
             raise self._lookup_error(exc) from None
+        except Exception:
+            logger.exception("tasks/cancel failed unexpectedly")
+            raise MCPError(INTERNAL_ERROR, UNEXPECTED) from None
         return {"resultType": "complete"}
 
-    def _would_wait(self, arguments: dict[str, Any]) -> bool:
+    def _would_wait(self, call_arguments: dict[str, Any]) -> bool:
         """True when the call would wait for its run: a valid ``waitSeconds`` (or the default) above 0.
 
         ``waitSeconds: 0`` returns at once anyway, so it stays an ordinary call; an invalid value does
         too, so the tool reports it.
         """
-        given = arguments.get("waitSeconds")
+        given = call_arguments.get("waitSeconds")
         try:
             wait = None if given is None or isinstance(given, bool) else float(given)  # as the tool reads it
         except (TypeError, ValueError):
             return False
         if (wait is None and given is not None) or (wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS):
             return False
-        return self.state.service.wait_seconds(wait) > 0
+        return arguments.wait_seconds(wait, self.state.settings.wait_seconds) > 0
 
     def _ref(self, task_id: str) -> TaskRef:
         ref = self.ids.read(task_id)
@@ -270,7 +275,7 @@ class RunTasks(Extension):
             "createdAt": _iso(created),
             "lastUpdatedAt": _iso(updated),
             "ttlMs": None,  # the run is kept by the platform, not by this server
-            "pollIntervalMs": self._poll_interval_ms(time.time() - ref.created_ms / 1000),
+            "pollIntervalMs": self._poll_interval_ms(self.state.clock.wall() - ref.created_ms / 1000),
         }
 
     def _poll_interval_ms(self, age: float) -> int:

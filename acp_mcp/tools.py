@@ -18,21 +18,28 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
 
-from .app import AppState
-from .client import MAX_ID_LENGTH
-from .config import MAX_WAIT_SECONDS
+from . import arguments
 from .errors import ACPError
-from .messages import UNEXPECTED, safe_message
-from .results import (
+from .limits import (
     DEFAULT_MAX_EVENTS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_ID_CHARS,
     MAX_LIST_RUNS,
     MAX_MAX_EVENTS,
+    MAX_METADATA_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_WAIT_SECONDS,
+)
+from .messages import UNEXPECTED, safe_message
+from .process_state import ProcessState
+from .results import (
     RunListResult,
     RunResult,
     render_list,
 )
 from .schemas import nullable
-from .service import MAX_METADATA_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, RunService
+from .service import RunService
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +67,17 @@ def _text(description: str, max_length: int) -> Any:
 ServerId = Annotated[
     OptionalText,
     _text(
-        f"Server (resource) id whose agent runtime runs the agent, at most {MAX_ID_LENGTH} characters; omit it "
+        f"Server (resource) id whose agent runtime runs the agent, at most {MAX_ID_CHARS} characters; omit it "
         '(or send null or "") for the MCP server\'s ACP_SERVER_ID.',
-        MAX_ID_LENGTH,
+        MAX_ID_CHARS,
     ),
     Nullable,
 ]
 RunId = Annotated[
     str,
     Field(
-        description=f"Id of the run (run.id in earlier results), at most {MAX_ID_LENGTH} characters.",
-        max_length=MAX_ID_LENGTH,
+        description=f"Id of the run (run.id in earlier results), at most {MAX_ID_CHARS} characters.",
+        max_length=MAX_ID_CHARS,
     ),
 ]
 Content = Annotated[
@@ -106,7 +113,7 @@ WaitSeconds = Annotated[
     float | None,
     Field(
         description=f"How long this call waits for the run to finish, 0 to {MAX_WAIT_SECONDS:g} seconds (0 = return "
-        "at once). Default: the server's ACP_MCP_WAIT_SECONDS (45 unless set).",
+        f"at once). Default: the server's ACP_MCP_WAIT_SECONDS ({DEFAULT_WAIT_SECONDS:g} unless set).",
         ge=0,
         le=MAX_WAIT_SECONDS,
     ),
@@ -139,9 +146,9 @@ ListToolResult = Annotated[CallToolResult, RunListResult]
 P = ParamSpec("P")
 
 
-def _state(ctx: Context[Any, Any]) -> AppState:
+def _state(ctx: Context[Any, Any]) -> ProcessState:
     state = ctx.request_context.lifespan_context
-    assert isinstance(state, AppState)
+    assert isinstance(state, ProcessState)
     return state
 
 
@@ -223,8 +230,8 @@ async def start_agent_run(
     repeating a start whose call was cancelled or timed out returns the run that call started.
     """
     service = _service(ctx)
-    body = service.request_body(content=content, prompt=prompt, title=title, mode=mode, metadata=metadata)
-    call = service.call(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
+    body = arguments.run_body(content=content, prompt=prompt, title=title, mode=mode, metadata=metadata)
+    call = service.budget(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
     return _answer(ctx, await service.start(call, body))
 
 
@@ -248,8 +255,8 @@ async def continue_agent_run(
     to waitSeconds; if the run is still going, `next` holds the get_agent_run call to check it later.
     """
     service = _service(ctx)
-    body = service.request_body(content=content, prompt=prompt, mode=mode, metadata=metadata)
-    call = service.call(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
+    body = arguments.run_body(content=content, prompt=prompt, mode=mode, metadata=metadata)
+    call = service.budget(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
     return _answer(ctx, await service.continue_run(call, resourceRunId, body))
 
 
@@ -270,7 +277,7 @@ async def get_agent_run(
     a marker; the resource in resourceUri holds the full run.
     """
     service = _service(ctx)
-    call = service.call(serverId, waitSeconds, max_events=maxEvents, event_offset=eventOffset, report=_progress(ctx))
+    call = service.budget(serverId, waitSeconds, max_events=maxEvents, event_offset=eventOffset, report=_progress(ctx))
     return _answer(ctx, await service.get(call, resourceRunId))
 
 

@@ -6,21 +6,22 @@ then grow by 1.5x up to 8 s, so a minute of waiting costs 13 polls instead of th
 official TypeScript helper's fixed 1 s. A last poll is made when the wait ends, so a run that
 finished just before is reported finished. Progress goes out at least every 5 s for as long as a
 call that waits lasts (a sync request, polls, the final fetch), so clients that reset their timeout
-on progress keep the call alive. All sleeps are anyio sleeps: a cancelled tool call stops at once
-and sends nothing more.
+on progress keep the call alive. Polls sleep on the injected clock, progress on real time (see
+`clock`); either way a cancelled tool call stops at once and sends nothing more.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 
+from .clock import Clock
+from .limits import FIELD_CHARS, FIRST_POLL_SECONDS, GRACE_SECONDS, MAX_POLL_SECONDS, POLL_GROWTH, PROGRESS_SECONDS
 from .models import RunEnvelope
-from .results import FIELD_CHARS, preview
+from .text import preview
 
 Poll = Callable[[], Awaitable[RunEnvelope]]
 """Fetches the run's current state."""
@@ -32,11 +33,11 @@ Report = Callable[[float, float, str], Awaitable[None]]
 class PollPolicy:
     """How often to poll and to report progress while waiting."""
 
-    first_interval: float = 0.5
-    factor: float = 1.5
-    max_interval: float = 8.0
-    progress_interval: float = 5.0
-    grace: float = 5.0
+    first_interval: float = FIRST_POLL_SECONDS
+    factor: float = POLL_GROWTH
+    max_interval: float = MAX_POLL_SECONDS
+    progress_interval: float = PROGRESS_SECONDS
+    grace: float = GRACE_SECONDS
     """Time a call may take past its wait (or one request timeout): the last poll and the events fetch."""
 
     def intervals(self) -> Iterator[float]:
@@ -50,8 +51,11 @@ class PollPolicy:
 class ProgressTicker:
     """Reports the latest known state of a call every `interval` seconds until stopped."""
 
-    def __init__(self, report: Report, *, began: float, total: float, interval: float, message: str) -> None:
+    def __init__(
+        self, report: Report, *, clock: Clock, began: float, total: float, interval: float, message: str
+    ) -> None:
         self._report = report
+        self._clock = clock
         self._began = began
         self._total = total
         self._interval = interval
@@ -67,19 +71,19 @@ class ProgressTicker:
         self.message = text
 
     async def run(self) -> None:
-        """Report now, then every interval, until cancelled."""
+        """Report now, then every interval of real time (client timeouts are real), until cancelled."""
         while True:
-            elapsed = min(time.monotonic() - self._began, self._total)
+            elapsed = min(self._clock.now() - self._began, self._total)
             await self._report(elapsed, self._total, self.message)
             await anyio.sleep(self._interval)
 
 
 @asynccontextmanager
 async def progress_ticker(
-    report: Report, *, began: float, total: float, interval: float, message: str
+    report: Report, *, clock: Clock, began: float, total: float, interval: float, message: str
 ) -> AsyncIterator[ProgressTicker]:
     """A `ProgressTicker` running in the background for the body of the block (none when `total` is 0)."""
-    ticker = ProgressTicker(report, began=began, total=total, interval=interval, message=message)
+    ticker = ProgressTicker(report, clock=clock, began=began, total=total, interval=interval, message=message)
     if total <= 0:
         yield ticker
         return
@@ -102,21 +106,21 @@ async def wait_for_run(
     *,
     until: float,
     policy: PollPolicy,
+    clock: Clock,
     seen: Callable[[RunEnvelope], None],
     stop: anyio.Event | None = None,
 ) -> RunEnvelope:
-    """Poll until the run is terminal, the monotonic time `until` or `stop` (a draining server), polling
-    once more then.
+    """Poll until the run is terminal, the `clock` reaches `until` or `stop` is set (a draining server),
+    polling once more then.
 
     Each envelope polled is passed to `seen`; the latest is returned.
     """
     latest = initial
     for interval in policy.intervals():
-        with anyio.move_on_after(max(0.0, min(time.monotonic() + interval, until) - time.monotonic())):
-            await (stop.wait() if stop is not None else anyio.sleep_forever())
+        await clock.sleep(min(interval, until - clock.now()), until=stop)
         latest = await poll()
         seen(latest)
-        ended = time.monotonic() >= until or (stop is not None and stop.is_set())
+        ended = clock.now() >= until or (stop is not None and stop.is_set())
         if (latest.run is not None and latest.run.is_terminal) or ended:
             return latest
     raise AssertionError("unreachable")  # pragma: no cover

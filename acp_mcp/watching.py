@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -22,13 +21,13 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .client import ACPClient
+from .clock import Clock, SystemClock
 from .errors import ACPError, NotFoundError
+from .limits import MAX_RUNS_PER_SUBSCRIBER
 from .waiting import PollPolicy
 
 logger = logging.getLogger(__name__)
 
-MAX_RUNS_PER_SUBSCRIBER = 16
-"""Run URIs one session or listen stream may watch at once."""
 RUN_URI = re.compile(r"acp://servers/(?P<server>[^/]+)/runs/(?P<run>[^/]+)")
 
 Notify = Callable[[str], Awaitable[None]]
@@ -56,8 +55,11 @@ class _Watch:
 class RunWatcher:
     """The runs watched in this process, each polled by one task in the watcher's task group."""
 
-    def __init__(self, client: ACPClient, policy: PollPolicy, request_timeout: float) -> None:
+    def __init__(
+        self, client: ACPClient, policy: PollPolicy, request_timeout: float, clock: Clock | None = None
+    ) -> None:
         self.client = client
+        self.clock = clock or SystemClock()
         self.policy = policy
         self.request_timeout = request_timeout
         self._watches: dict[str, _Watch] = {}
@@ -118,7 +120,7 @@ class RunWatcher:
             while True:
                 try:
                     envelope = await self.client.get_run_events(
-                        server_id, run_id, deadline=time.monotonic() + self.request_timeout
+                        server_id, run_id, deadline=self.clock.now() + self.request_timeout
                     )
                 except NotFoundError:
                     logger.info("watched run %s is gone; its watch ends", uri)
@@ -133,7 +135,7 @@ class RunWatcher:
                     last = seen
                     if run is not None and run.is_terminal:
                         break
-                await anyio.sleep(next(intervals))
+                await self.clock.sleep(next(intervals))
         for subscriber in watch.subscribers:  # the run ended: its URI no longer counts, and may be watched anew
             subscriber.uris.discard(uri)
         self._end(uri, watch)

@@ -17,9 +17,9 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import INVALID_PARAMS, ResourceTemplateReference, ResourceUpdatedNotification
 
 from acp_mcp.config import Settings
+from acp_mcp.limits import MAX_RUNS_PER_SUBSCRIBER
 from acp_mcp.sandbox import SANDBOX_SERVER_ID, Fault, RunningSandbox
 from acp_mcp.server import ACPServer, build_server
-from acp_mcp.watching import MAX_RUNS_PER_SUBSCRIBER
 
 from .conftest import FAST_POLLS, SERVER_ID, api_requests, start_run
 

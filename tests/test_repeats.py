@@ -6,7 +6,8 @@ import anyio
 import pytest
 
 from acp_mcp.config import Settings
-from acp_mcp.repeats import MAX_REMEMBERED, AbandonedStarts
+from acp_mcp.limits import MAX_REMEMBERED_STARTS
+from acp_mcp.repeats import AbandonedStarts
 from acp_mcp.sandbox import RunningSandbox
 
 from .conftest import SERVER_ID, api_requests, connect, text_of
@@ -55,11 +56,11 @@ def test_starts_differ_by_server_and_by_any_field_of_the_body() -> None:
 
 def test_only_the_newest_cancelled_starts_are_kept() -> None:
     starts = AbandonedStarts(clock=Clock())
-    for n in range(MAX_REMEMBERED + 1):
+    for n in range(MAX_REMEMBERED_STARTS + 1):
         starts.remember(f"k{n}", f"run_{n:06d}", began_wall=0.0)
 
     assert starts.take("k0") is None
-    assert starts.take(f"k{MAX_REMEMBERED}") is not None
+    assert starts.take(f"k{MAX_REMEMBERED_STARTS}") is not None
 
 
 @pytest.mark.anyio

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from acp_mcp.config import MAX_WAIT_SECONDS
+from acp_mcp.limits import MAX_WAIT_SECONDS
 from acp_mcp.sandbox import RunningSandbox
 
 from .._tooling import readme_blocks

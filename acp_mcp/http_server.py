@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
+from .limits import MIN_TOKEN_CHARS
 from .server import ACPServer
 from .shutdown import run_until_signalled
 
@@ -139,10 +140,6 @@ class FrontDoor:
         """Cancel every request in flight."""
         for scope in list(self._scopes):
             scope.cancel()
-
-
-MIN_TOKEN_CHARS = 16
-"""Shortest caller token accepted: anything shorter is guessable."""
 
 
 HEALTH_PATHS = ("/healthz", "/readyz")

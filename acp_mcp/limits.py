@@ -1,0 +1,113 @@
+"""Every cap and default the model, the caller or the API sees, each with why; imported wherever it applies.
+
+Changing one changes the product: the contract snapshots, the README's tables and the manifest
+follow (see CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+# -- what a tool accepts ---------------------------------------------------------------------------
+
+MAX_ID_CHARS = 256
+"""Longest serverId or resourceRunId: API ids are short; a longer one is a pasted mistake."""
+MAX_TEXT_CHARS = 100_000
+"""Longest ``content`` or ``prompt``: far above a turn's text, below what would stall the API."""
+MAX_TITLE_CHARS = 1_000
+"""Longest ``title``: titles are shown in lists."""
+MAX_METADATA_CHARS = 16_384
+"""Largest ``metadata``, measured as compact JSON: labels, not payloads."""
+
+# -- how long a call waits -------------------------------------------------------------------------
+
+DEFAULT_WAIT_SECONDS = 45.0
+"""A call's wait when none is given: under the 60 s many clients allow a tool call."""
+MAX_WAIT_SECONDS = 600.0
+"""Upper bound for any wait; progress notifications keep longer waits alive on clients that allow it."""
+FIRST_POLL_SECONDS = 0.5
+"""Most short turns end within a second or two, so an early end is noticed within about a second."""
+POLL_GROWTH = 1.5
+"""Polls then spread out by this factor: a minute of waiting costs 13 polls, not 60."""
+MAX_POLL_SECONDS = 8.0
+"""The widest gap between polls, so a run's end is seen within 8 s."""
+PROGRESS_SECONDS = 5.0
+"""Progress goes out this often while a call waits: clients that reset their timeout on progress keep it."""
+GRACE_SECONDS = 5.0
+"""What a call may take past its wait (or one request timeout): the last poll and the events fetch."""
+CLOCK_SKEW_SECONDS = 60.0
+"""How far the API's clock may be behind ours when a lost sync start is matched by its createdAt."""
+
+# -- what a result holds (any result stays under 25,000 characters) ----------------------------------
+
+OUTPUT_CHARS = 4_000
+"""The run's ``output`` is cut here: the answer, not a transcript."""
+EVENTS_CHARS = 8_000
+"""The listed events share this much content: 400 each for the default 20, all of it for one."""
+MIN_EVENT_CHARS = 200
+"""No listed event's content is cut shorter than this, however many are listed."""
+ERROR_CHARS = 1_000
+"""The run's error text is cut here."""
+FIELD_CHARS = 300
+"""Other text fields of a run (title, input, ids...) are cut here."""
+OBJECT_CHARS = 1_000
+"""``metadata`` and ``thread`` are dropped when their JSON passes this."""
+EVENT_FIELD_CHARS = 80
+"""Longest event id, role, logType, logLevel or createdAt shown."""
+TEXT_OUTPUT_CHARS = 1_500
+"""The text twin shows this much output: the structured result has the rest."""
+TEXT_EVENTS = 5
+"""The text twin shows the latest few events."""
+TEXT_EVENT_CHARS = 200
+"""...each cut here."""
+DEFAULT_MAX_EVENTS = 20
+"""Events listed when the call does not say: enough to follow a turn."""
+MAX_MAX_EVENTS = 40
+"""Most events one call lists; older ones are paged to with eventOffset or read in the run resource."""
+MAX_LIST_RUNS = 40
+"""Most runs one list_agent_runs call returns."""
+LIST_TEXT_CHARS = 8_000
+"""The text twin of a run list is cut here."""
+ERROR_FIELD_CHARS = 300
+"""Longest upstream message, code or detail text kept on an error."""
+ERROR_DETAILS = 5
+"""Most rejected fields kept from an error envelope's ``details``."""
+
+# -- what is read from the API ---------------------------------------------------------------------
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Largest success body read (a 10,000-event, 10 MB run is about 12 MB of JSON)."""
+MAX_ERROR_BYTES = 64 * 1024
+"""Largest error body read; only the envelope's short fields are kept."""
+EVENTS_POLL_LIMIT = 200
+"""Polls read ``/events`` while a run has at most this many events, then the light run GET."""
+RETRY_ATTEMPTS = 4
+"""Tries per request, the first included, for what is safe to retry."""
+RETRY_BASE_SECONDS = 0.25
+"""First backoff (full jitter), doubling per retry; Retry-After wins when sent."""
+RETRY_MAX_SECONDS = 8.0
+"""Longest backoff between tries."""
+COMPLETION_VALUES = 100
+"""Most values a completion returns (the protocol's limit)."""
+COMPLETION_LOOKUP = 100
+"""How many servers or runs one completion lookup asks the API for (its largest page)."""
+
+# -- what one process keeps ------------------------------------------------------------------------
+
+REPEAT_WINDOW_SECONDS = 600.0
+"""How long after a cancelled start an identical one is answered with its run."""
+MAX_REMEMBERED_STARTS = 256
+"""Cancelled starts kept at most (the oldest are forgotten first)."""
+MAX_RUNS_PER_SUBSCRIBER = 16
+"""Run URIs one session or listen stream may watch at once: each costs a poll."""
+MAX_TASK_ID_CHARS = 4_096
+"""Longest task id read; ours stay under about 1,000 characters (two ids of at most 256 characters)."""
+LIST_TTL_MS = 3_600_000
+"""How long clients may keep the tool, resource and prompt lists: they change only with a restart."""
+
+# -- serving ---------------------------------------------------------------------------------------
+
+MIN_TOKEN_CHARS = 16
+"""Shortest caller token accepted: anything shorter is guessable."""
+DEFAULT_DRAIN_SECONDS = 20.0
+"""Under the usual 30 s an orchestrator allows between SIGTERM and SIGKILL."""
+DEFAULT_SANDBOX_PACE = 0.5
+"""Seconds per step of the sandbox's echo agent: slow enough to watch a run progress."""
