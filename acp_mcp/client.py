@@ -7,12 +7,9 @@ safe to retry, caps what it reads, and turns every failure into an `errors.ACPEr
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import random
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -27,47 +24,24 @@ from .clock import Clock, SystemClock
 from .config import Settings, is_loopback
 from .errors import (
     ACPError,
-    APIStatusError,
     ConnectError,
     InsecureBaseURLError,
     InvalidResponseError,
     MissingAPIKeyError,
     ProtocolError,
-    RateLimitError,
     RedirectError,
     RequestTimeout,
-    ServerError,
-    TransportError,
     parse_envelope,
     status_error_class,
 )
-from .limits import MAX_ERROR_BYTES, MAX_RESPONSE_BYTES, RETRY_ATTEMPTS, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS
+from .limits import MAX_ERROR_BYTES, MAX_RESPONSE_BYTES
 from .models import RunEnvelope, RunList, ServerList
 from .redaction import Redactor
+from .retries import RetryPolicy, retry_after
 
 logger = logging.getLogger(__name__)
 
 Parsed = TypeVar("Parsed", bound=BaseModel)
-
-RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
-"""5xx statuses a GET is retried on (429 is retried for every method)."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Jittered exponential backoff; ``Retry-After`` wins when the API sends it.
-
-    Retries only happen while they fit in the request's deadline, which the service sets from the
-    tool call's budget.
-    """
-
-    attempts: int = RETRY_ATTEMPTS
-    base_delay: float = RETRY_BASE_SECONDS
-    max_delay: float = RETRY_MAX_SECONDS
-
-    def backoff(self, attempt: int) -> float:
-        """Delay before retry number `attempt` (0-based): full jitter up to an exponential cap."""
-        return random.uniform(self.base_delay / 2, min(self.max_delay, self.base_delay * 2**attempt))
 
 
 @dataclass(frozen=True)
@@ -81,22 +55,6 @@ class ApiResponse:
 def _segment(field_name: str, value: str) -> str:
     """`value` checked as an id (`arguments.path_id`) and percent-encoded as one path segment."""
     return quote(path_id(field_name, value), safe="")
-
-
-def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Retry-After in seconds (a number or an HTTP date, read against the epoch time `now`), if usable."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # neither seconds nor an HTTP date: ignored, the usual backoff applies
-    return max(0.0, when.timestamp() - now)
 
 
 class ACPClient:
@@ -237,17 +195,9 @@ class ACPClient:
                 if seconds <= 0:
                     raise RequestTimeout(f"No time left to ask {self._settings.base_url}", **labels)
                 response = await self._send(method, path, headers, body, params, seconds, labels)
-                try:
-                    return response.status, model.model_validate(response.data)
-                except ValidationError as exc:
-                    fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
-                    raise InvalidResponseError(
-                        f"HTTP {response.status} answer has fields of the wrong type ({fields})",
-                        status=response.status,
-                        **labels,
-                    ) from None
+                return response.status, _parsed(response, model, labels)
             except ACPError as exc:
-                delay = self._retry_delay(method, exc, attempt)
+                delay = self._retry.delay(method, exc, attempt)
                 if delay is None or self._clock.now() + delay >= deadline:
                     raise
                 logger.info(
@@ -255,23 +205,6 @@ class ACPClient:
                 )
                 await self._clock.sleep(delay)
                 attempt += 1
-
-    def _retry_delay(self, method: str, exc: ACPError, attempt: int) -> float | None:
-        """Seconds to wait before retrying, or None when the failure must not be retried."""
-        if attempt + 1 >= self._retry.attempts:
-            return None
-        if isinstance(exc, (RateLimitError, ConnectError)):
-            retryable = True
-        elif method == "GET":
-            retryable = isinstance(exc, TransportError) or (
-                isinstance(exc, ServerError) and exc.status in RETRYABLE_GET_STATUSES
-            )
-        else:
-            retryable = False
-        if not retryable:
-            return None
-        retry_after = exc.retry_after if isinstance(exc, APIStatusError) else None
-        return retry_after if retry_after is not None else self._retry.backoff(attempt)
 
     async def _send(
         self,
@@ -309,6 +242,17 @@ class ACPClient:
         except httpx2.TransportError as exc:
             raise ProtocolError(f"The connection to {where} broke: {type(exc).__name__}", **labels) from exc
         return _interpret(response, raw, labels, self._redact, self._clock.wall())
+
+
+def _parsed(response: ApiResponse, model: type[Parsed], labels: dict[str, Any]) -> Parsed:
+    """The answer's JSON as `model`; fields of the wrong type make it unusable."""
+    try:
+        return model.model_validate(response.data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
+        raise InvalidResponseError(
+            f"HTTP {response.status} answer has fields of the wrong type ({fields})", status=response.status, **labels
+        ) from None
 
 
 async def _read_capped(response: httpx2.Response, cap: int) -> bytes | None:
@@ -359,6 +303,6 @@ def _interpret(
         f"HTTP {status}: {detail}".rstrip(": "),
         status=status,
         envelope=envelope,
-        retry_after=_retry_after(response.headers, now),
+        retry_after=retry_after(response.headers, now),
         **labels,
     )

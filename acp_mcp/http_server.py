@@ -239,13 +239,8 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def serve_http(server: ACPServer, settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT, then drain: refuse new requests (503, not ready), end the waits in
-    flight early with their normal result, let the API requests in flight finish, and exit when nothing
-    is left or after ``drain_seconds``, cancelling what remains. A second signal exits at once."""
-    check_exposure(settings)
-    sock = listen(settings.host, settings.port)
-    app = http_app(server, settings)
+def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
+    """Uvicorn for `app`, its signals left to `serve_http`; says where it serves."""
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -256,7 +251,6 @@ async def serve_http(server: ACPServer, settings: Settings) -> None:
         timeout_graceful_shutdown=2,
         log_config=None,
     )
-    web = _Uvicorn(config)
     logger.warning(
         "serving MCP over streamable HTTP at http://%s:%d%s (%s%s)",
         settings.host,
@@ -265,6 +259,17 @@ async def serve_http(server: ACPServer, settings: Settings) -> None:
         "stateless" if settings.stateless else "stateful",
         ", caller token required" if settings.http_token else "",
     )
+    return _Uvicorn(config)
+
+
+async def serve_http(server: ACPServer, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: refuse new requests (503, not ready), end the waits in
+    flight early with their normal result, let the API requests in flight finish, and exit when nothing
+    is left or after ``drain_seconds``, cancelling what remains. A second signal exits at once."""
+    check_exposure(settings)
+    sock = listen(settings.host, settings.port)
+    app = http_app(server, settings)
+    web = _web_server(app, settings)
     stop_waits = server.state.service.stop_waits = anyio.Event()
     async with anyio.create_task_group() as group:
         # The session manager is entered here, not in uvicorn's lifespan, so that on a signal the

@@ -80,6 +80,27 @@ def _retry_hint(exc: APIStatusError) -> str:
     return "Retry in a few seconds."
 
 
+def _conflict_message(exc: ConflictError, upstream: str) -> str:
+    """409: a cancel that came too late, a busy run, or a server that does not allow this now."""
+    if exc.operation == "cancel":
+        hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
+        return (
+            f"{_target(exc, capital=True)} could not be cancelled ({upstream}); it has most likely finished "
+            f"already. Read its result with {hint}."
+        )
+    if exc.run_id:
+        hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
+        return (
+            f"{_target(exc, capital=True)} is busy or in a state that does not allow this ({upstream}). "
+            f"Wait for it to finish with {hint}, then retry; or stop it with cancel_agent_run."
+        )
+    hint = call_hint("list_agent_runs", serverId=exc.server_id)
+    return (
+        f"{_target(exc, capital=True)} does not allow this now ({upstream}). "
+        f"See its runs with {hint}; wait for a running one to finish, then retry."
+    )
+
+
 def _status_message(exc: APIStatusError, base_url: str) -> str:
     upstream = _upstream(exc)
     if isinstance(exc, AuthenticationError):
@@ -109,24 +130,8 @@ def _status_message(exc: APIStatusError, base_url: str) -> str:
             else "Check the server id: it is the id of a resource with a connected agent runtime."
         )
         return f"{what} ({upstream}). {fix}"
-    if isinstance(exc, ConflictError) and exc.operation == "cancel":
-        hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
-        return (
-            f"{_target(exc, capital=True)} could not be cancelled ({upstream}); it has most likely finished "
-            f"already. Read its result with {hint}."
-        )
-    if isinstance(exc, ConflictError) and exc.run_id:
-        hint = call_hint("get_agent_run", serverId=exc.server_id, resourceRunId=exc.run_id)
-        return (
-            f"{_target(exc, capital=True)} is busy or in a state that does not allow this ({upstream}). "
-            f"Wait for it to finish with {hint}, then retry; or stop it with cancel_agent_run."
-        )
     if isinstance(exc, ConflictError):
-        hint = call_hint("list_agent_runs", serverId=exc.server_id)
-        return (
-            f"{_target(exc, capital=True)} does not allow this now ({upstream}). "
-            f"See its runs with {hint}; wait for a running one to finish, then retry."
-        )
+        return _conflict_message(exc, upstream)
     if isinstance(exc, InvalidRequestError):
         fields = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in exc.envelope.details)
         rejected = f" Rejected fields: {fields}." if fields else ""
