@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .limits import ERROR_DETAILS, ERROR_FIELD_CHARS
+from .limits import ERROR_CODE_CHARS, ERROR_DETAIL_CHARS, ERROR_DETAILS, ERROR_FIELD_CHARS
 
 
 class ACPError(Exception):
@@ -221,13 +221,16 @@ def parse_envelope(body: Any, redact: Callable[[str], str]) -> Envelope:
         return Envelope()
     details = body.get("details")
     problems = tuple(
-        FieldProblem(field=short(item.get("field"), 100), message=short(item.get("message"), 200) or "")
+        FieldProblem(
+            field=short(item.get("field"), ERROR_CODE_CHARS),
+            message=short(item.get("message"), ERROR_DETAIL_CHARS) or "",
+        )
         for item in (details if isinstance(details, list) else [])[:ERROR_DETAILS]
         if isinstance(item, dict)
     )
     return Envelope(
         error=short(body.get("error")),
         message=short(body.get("message")),
-        code=short(body.get("code"), 100),
+        code=short(body.get("code"), ERROR_CODE_CHARS),
         details=problems,
     )

@@ -29,10 +29,16 @@ POLL_GROWTH = 1.5
 """Polls then spread out by this factor: a minute of waiting costs 13 polls, not 60."""
 MAX_POLL_SECONDS = 8.0
 """The widest gap between polls, so a run's end is seen within 8 s."""
+PROGRESS_WORD_CHARS = 40
+"""A progress message shows a run's status and the latest event's role cut here..."""
+PROGRESS_TEXT_CHARS = 120
+"""...and the latest event's content cut here: one line in a client's status bar."""
 PROGRESS_SECONDS = 5.0
 """Progress goes out this often while a call waits: clients that reset their timeout on progress keep it."""
 GRACE_SECONDS = 5.0
 """What a call may take past its wait (or one request timeout): the last poll and the events fetch."""
+LOST_START_SEARCH_RUNS = 10
+"""A sync start that outlived its wait is looked for among the server's newest runs, this many."""
 CLOCK_SKEW_SECONDS = 60.0
 """How far the API's clock may be behind ours when a lost sync start is matched by its createdAt."""
 
@@ -65,11 +71,17 @@ MAX_MAX_EVENTS = 40
 MAX_LIST_RUNS = 40
 """Most runs one list_agent_runs call returns."""
 LIST_TEXT_CHARS = 8_000
-"""The text twin of a run list is cut here."""
+"""The runs listed share this much text over their title, input, output and error."""
+LIST_FIELD_MIN_CHARS = 40
+"""...none of them cut under this, however many runs are listed."""
 ERROR_FIELD_CHARS = 300
 """Longest upstream message, code or detail text kept on an error."""
 ERROR_DETAILS = 5
 """Most rejected fields kept from an error envelope's ``details``."""
+ERROR_CODE_CHARS = 100
+"""Longest error code or rejected field name kept: codes and names are short."""
+ERROR_DETAIL_CHARS = 200
+"""Longest message kept for one rejected field."""
 
 # -- what is read from the API ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from .limits import (
     EVENT_FIELD_CHARS,
     EVENTS_CHARS,
     FIELD_CHARS,
+    LIST_FIELD_MIN_CHARS,
     LIST_TEXT_CHARS,
     MIN_EVENT_CHARS,
     OBJECT_CHARS,
@@ -229,7 +230,7 @@ def shape_list(listing: RunList, *, server_id: str, limit: int) -> RunListResult
     """At most `limit` runs, their long texts sharing `LIST_TEXT_CHARS`, cut with markers."""
     runs = listing.items[:limit]
     notes = [f"{len(listing.items) - limit} more runs were returned and left out"] if len(listing.items) > limit else []
-    each = min(FIELD_CHARS, max(40, LIST_TEXT_CHARS // (4 * max(len(runs), 1))))
+    each = min(FIELD_CHARS, max(LIST_FIELD_MIN_CHARS, LIST_TEXT_CHARS // (4 * max(len(runs), 1))))
     summaries = [
         RunSummary(
             id=clip(run.id, FIELD_CHARS),

@@ -29,7 +29,13 @@ from .client import ACPClient
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import ACPError, NotFoundError, RequestTimeout, UnconfirmedStartError
-from .limits import CLOCK_SKEW_SECONDS, DEFAULT_MAX_EVENTS, EVENTS_POLL_LIMIT, MAX_LIST_RUNS
+from .limits import (
+    CLOCK_SKEW_SECONDS,
+    DEFAULT_MAX_EVENTS,
+    EVENTS_POLL_LIMIT,
+    LOST_START_SEARCH_RUNS,
+    MAX_LIST_RUNS,
+)
 from .messages import (
     DRAINING_NOTE,
     events_failed_note,
@@ -326,7 +332,7 @@ class RunService:
         """The newest run with the same input created since `began_wall` (allowing for clock skew),
         else an error telling how to look for it."""
         text = body.get("content", body.get("prompt"))
-        listing = await self.client.list_runs(call.server_id, 10, deadline=call.deadline)
+        listing = await self.client.list_runs(call.server_id, LOST_START_SEARCH_RUNS, deadline=call.deadline)
         since = began_wall - CLOCK_SKEW_SECONDS
         match = next((r for r in listing.items if r.id and r.input == text and _created_since(r, since)), None)
         if match is None or match.id is None:

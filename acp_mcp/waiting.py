@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import anyio
 
 from .clock import Clock
-from .limits import FIELD_CHARS, FIRST_POLL_SECONDS, GRACE_SECONDS, MAX_POLL_SECONDS, POLL_GROWTH, PROGRESS_SECONDS
+from .limits import (
+    FIELD_CHARS,
+    FIRST_POLL_SECONDS,
+    GRACE_SECONDS,
+    MAX_POLL_SECONDS,
+    POLL_GROWTH,
+    PROGRESS_SECONDS,
+    PROGRESS_TEXT_CHARS,
+    PROGRESS_WORD_CHARS,
+)
 from .models import RunEnvelope
 from .text import preview
 
@@ -64,10 +73,12 @@ class ProgressTicker:
     def update(self, envelope: RunEnvelope) -> None:
         """Describe `envelope` in the next reports: run id, status and its latest event."""
         run = envelope.run
-        text = f"run {preview(run.id if run else '?', FIELD_CHARS)}: {preview(run.status if run else None, 40)}"
+        run_id = preview(run.id if run else "?", FIELD_CHARS)
+        text = f"run {run_id}: {preview(run.status if run else None, PROGRESS_WORD_CHARS)}"
         latest = envelope.events[-1] if envelope.events else None
         if latest is not None and latest.content:
-            text += f" — latest: [{preview(latest.role or '?', 40)}] {preview(latest.content, 120)}"
+            role = preview(latest.role or "?", PROGRESS_WORD_CHARS)
+            text += f" — latest: [{role}] {preview(latest.content, PROGRESS_TEXT_CHARS)}"
         self.message = text
 
     async def run(self) -> None:
