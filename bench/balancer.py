@@ -22,7 +22,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.processes import free_port, wait_listening
+from bench.processes import free_port, terminate_and_wait, wait_listening
 
 DRAIN_SECONDS = 10
 
@@ -82,12 +82,12 @@ def balanced(env: dict[str, str], replicas: int) -> Iterator[tuple[str, list[sub
             process = subprocess.Popen(
                 replica_command(port), env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            stack.callback(_stop, process)
+            stack.callback(terminate_and_wait, process, DRAIN_SECONDS + 5)
             processes.append(process)
         proxy = subprocess.Popen(
             [haproxy, "-f", str(config), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        stack.callback(_stop, proxy)
+        stack.callback(terminate_and_wait, proxy, DRAIN_SECONDS + 5)
         for port, process in zip(ports.values(), processes, strict=True):
             wait_listening(port, process)
         _wait_ready(front)
@@ -103,16 +103,6 @@ def _wait_ready(front: int) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError("no replica became ready behind HAProxy")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=DRAIN_SECONDS + 5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 async def _load(url: str, calls: int, concurrency: int, during: Any = None) -> list[float]:

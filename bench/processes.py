@@ -1,11 +1,13 @@
-"""Process helpers shared by the benchmark suite and the load script: ports, readiness, memory, stopping."""
+"""Process helpers shared by the benchmark suite and the load script: ports, readiness, `/proc`, stopping."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -41,13 +43,57 @@ def proc_status(pid: int) -> dict[str, float]:
     return values
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time `pid` has used so far (Linux)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (the first is the state)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+@dataclass
+class Children:
+    """Attributes this process's children to their sessions: a pid claimed here is never found again."""
+
+    claimed: set[int] = field(default_factory=set)
+
+    def claim(self, pid: int) -> int:
+        """Mark `pid` as taken (a child whose pid its starter already knows) and return it."""
+        self.claimed.add(pid)
+        return pid
+
+    def find(self, argv: list[str]) -> int:
+        """The pid of an unclaimed child of this process whose command line contains `argv`, now claimed."""
+        me, wanted = os.getpid(), "\0".join(argv).encode()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) not in self.claimed:
+                with contextlib.suppress(OSError):
+                    if int(_stat_fields(int(entry.name))[1]) == me and wanted in (entry / "cmdline").read_bytes():
+                        return self.claim(int(entry.name))
+        raise RuntimeError(f"no child process running {' '.join(argv)}")
+
+
 def close_and_wait(process: subprocess.Popen[bytes]) -> None:
     """Close `process`'s stdin (a stdio server's cue to exit), wait for it, kill it if it lingers."""
     with contextlib.suppress(OSError):
         assert process.stdin is not None
         process.stdin.close()
+    _wait_or_kill(process, 10)
+
+
+def terminate_and_wait(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM `process` if it still runs, wait up to `timeout` seconds, kill it if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+    _wait_or_kill(process, timeout)
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
