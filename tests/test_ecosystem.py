@@ -48,7 +48,7 @@ NPM_PINS = {
 
 @pytest.mark.anyio
 async def test_manifest_lists_every_tool_with_the_description_the_server_gives() -> None:
-    async with Client(build_server(Settings())) as client:  # type: ignore[arg-type]
+    async with Client(build_server(Settings())) as client:
         tools = [{"name": t.name, "description": t.description} for t in (await client.list_tools()).tools]
     assert MANIFEST["tools"] == tools, "stale manifest.json tools: run `python scripts/sync_metadata.py`"
     assert MANIFEST["tools_generated"] is False
@@ -109,7 +109,10 @@ def test_versions_agree_across_package_manifest_registry_entry_and_changelog() -
     assert [package["version"] for package in SERVER_JSON["packages"]] == [__version__]
     assert PYPROJECT["project"]["dynamic"] == ["version"]
     assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "acp_mcp.__version__"}
-    assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    unpublished = f"## [Unreleased]\n\nThe first release, to be published as {__version__}."
+    assert f"## [{__version__}]" in changelog or changelog.count(unpublished) == 1
+    assert changelog.count("Unreleased") == 1, "one Unreleased section, at the top"
 
 
 def test_version_flag_prints_the_package_version() -> None:

@@ -1,20 +1,20 @@
 """Local fake of the ACP API's connected agent-runtime run endpoints.
 
 Self-contained: imports only the standard library, starlette, uvicorn, anyio
-and pydantic. See ``state`` for the sandbox's guesses about undocumented
-behaviour and the echo agent's commands.
+and ``acp_mcp.clock``. Modules: ``store`` (runs, request log, key, pace and
+clock), ``runs`` (a run and its JSON), ``agent`` (the echo agent's commands and
+their timing), ``faults`` (the fault model and how faults are played),
+``errors`` (the error envelope), ``wakeups`` (held sync answers), ``app`` (the
+routes) and ``runner`` (uvicorn). The sandbox's guesses about undocumented
+behaviour are listed in the docstrings of ``agent``, ``store``, ``runs`` and
+``app``; its own conventions in ``faults`` and ``app``.
 """
 
 from .app import MAX_BODY_BYTES, SandboxApp, create_app
+from .faults import Fault, FaultKind
 from .runner import RunningSandbox, run_standalone, serve_in_thread
-from .state import (
-    AGENT_RUNTIME_ID,
-    SANDBOX_SERVER_ID,
-    Fault,
-    FaultKind,
-    RecordedRequest,
-    SandboxState,
-)
+from .runs import AGENT_RUNTIME_ID
+from .store import SANDBOX_SERVER_ID, RecordedRequest, SandboxState
 
 __all__ = [
     "AGENT_RUNTIME_ID",

@@ -1,29 +1,36 @@
-"""ASGI app of the ACP sandbox: run routes, control routes, auth, logging and faults.
+"""ASGI app of the ACP sandbox: run routes, control routes, auth, request log and faults.
 
 Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept),
-request log, fault injection, auth, the 413 size check, routing. Control routes
-under /_sandbox skip the log and faults. ``/health`` needs no key.
+request log, fault injection (see ``faults``), auth, the 413 size check,
+routing. Control routes under /_sandbox (``GET``/``DELETE /_sandbox/requests``,
+``PUT /_sandbox/pace``) need the key but skip the log and faults. There is no
+``/health`` and no ``POST /_sandbox/faults``: nothing used them; arm faults with
+``SandboxState.inject``. Any other path answers the 404 error envelope.
 
 Routing runs on the raw, still percent-encoded path, and each path parameter is
 decoded exactly once, so an id holding ``%2F`` stays one segment.
 
-The ``close`` and ``truncated`` faults need the connection's transport, which
-the sandbox runner puts in the scope under ``TRANSPORT_SCOPE_KEY``. Under
-another ASGI server ``close`` raises instead, which makes that server answer
-500 (or drop the connection if it already started the response).
+Undocumented choices (the sandbox's guesses; see also ``agent`` and ``store``):
+
+- ``SYNC_START_STATUS`` / ``SYNC_CONTINUE_STATUS`` / ``ASYNC_STATUS``: sync start
+  answers 201 and sync continue 200, after the turn has ended; async answers 202
+  with the run still ``queued``.
+- ``LIGHT_GET_INCLUDES_EVENTS``: ``GET .../runs/{id}`` answers the envelope
+  without ``events``; start, continue, cancel and ``/events`` include them.
+- The list holds bare run objects (no events), newest first; ``limit`` is
+  ``DEFAULT_LIST_LIMIT`` by default and must lie in 1..``MAX_LIST_LIMIT``.
+
+Sandbox-only convention: a body over ``MAX_BODY_BYTES`` (1 MiB) is logged as
+``None`` and answered 413 (after auth).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-import anyio
-from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -31,34 +38,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .state import (
-    AGENT_RUNTIME_ID,
-    ASYNC_STATUS,
-    DEFAULT_LIST_LIMIT,
-    LIGHT_GET_INCLUDES_EVENTS,
-    MAX_LIST_LIMIT,
-    SYNC_CONTINUE_STATUS,
-    SYNC_START_STATUS,
-    ApiError,
-    Fault,
-    RecordedRequest,
-    Run,
-    SandboxState,
-    TurnInput,
-    error_body,
-    parse_turn,
-    validation_error,
-)
+from .agent import TurnInput, parse_turn
+from .errors import ApiError, error_body, validation_error
+from .faults import play_fault
+from .runs import AGENT_RUNTIME_ID, StoredRun
+from .store import RecordedRequest, SandboxState
 
 MAX_BODY_BYTES = 1024 * 1024
-TRANSPORT_SCOPE_KEY = "acp_mcp.sandbox.transport"
+SYNC_START_STATUS = 201
+SYNC_CONTINUE_STATUS = 200
+ASYNC_STATUS = 202
+LIGHT_GET_INCLUDES_EVENTS = False
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
 SERVERS_PATH = "/v1/servers"
 RUNS_PATH = SERVERS_PATH + "/{server_id}/runtime/agent/runs"
 RUN_PATH = RUNS_PATH + "/{run_id}"
-TRUNCATED_BODY = b'{"serverId":"sandbox","agentRuntimeId":"art_sandbox","run":{"id":"run_0'
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-_FAULT_ADAPTER = TypeAdapter(Fault)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -148,15 +143,15 @@ class _RunRoutes:
         run = self.state.cancel_run(_param(request, "server_id"), _param(request, "run_id"))
         return self._envelope(run, True)
 
-    def _run(self, request: Request) -> Run:
+    def _run(self, request: Request) -> StoredRun:
         """Return the run named by the path."""
         return self.state.get_run(_param(request, "server_id"), _param(request, "run_id"))
 
-    def _envelope(self, run: Run, events: bool, status: int = 200) -> Response:
+    def _envelope(self, run: StoredRun, events: bool, status: int = 200) -> Response:
         """Answer with the envelope of a run."""
         return _json(self.state.envelope(run, events), status)
 
-    async def _turn_answer(self, run: Run, turn: TurnInput, sync_status: int) -> Response:
+    async def _turn_answer(self, run: StoredRun, turn: TurnInput, sync_status: int) -> Response:
         """Answer at once (async) or when the turn has ended (sync)."""
         if turn.mode == "async":
             return self._envelope(run, True, ASYNC_STATUS)
@@ -179,15 +174,6 @@ class _ControlRoutes:
         self.state.clear_requests()
         return _json({"requests": []})
 
-    async def inject(self, request: Request) -> Response:
-        """POST /_sandbox/faults: arm a fault given as JSON."""
-        try:
-            fault = _FAULT_ADAPTER.validate_python(await _json_body(request))
-        except ValidationError as exc:
-            raise _fault_error(exc) from None
-        self.state.inject(fault)
-        return _json({"fault": asdict(fault)}, 201)
-
     async def pace(self, request: Request) -> Response:
         """PUT /_sandbox/pace: set the seconds per step."""
         body = await _json_body(request)
@@ -198,22 +184,10 @@ class _ControlRoutes:
         return _json({"pace": self.state.pace})
 
 
-def _fault_error(exc: ValidationError) -> ApiError:
-    """Turn a pydantic error about a fault into a 400 envelope."""
-    details = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
-    return ApiError(400, "Invalid fault", "VALIDATION_FAILED", details)
-
-
-async def _health(request: Request) -> Response:
-    """GET /health: liveness, no key needed."""
-    return _json({"status": "ok"})
-
-
 def _routes(state: SandboxState) -> list[Route]:
     """Build the route table."""
     runs, control = _RunRoutes(state), _ControlRoutes(state)
     return [
-        Route("/health", _health, methods=["GET"]),
         Route(SERVERS_PATH, runs.servers, methods=["GET"]),
         Route(RUNS_PATH, runs.start, methods=["POST"]),
         Route(RUNS_PATH, runs.list_, methods=["GET"]),
@@ -223,7 +197,6 @@ def _routes(state: SandboxState) -> list[Route]:
         Route(RUN_PATH + "/cancel", runs.cancel, methods=["POST"]),
         Route("/_sandbox/requests", control.requests, methods=["GET"]),
         Route("/_sandbox/requests", control.clear_requests, methods=["DELETE"]),
-        Route("/_sandbox/faults", control.inject, methods=["POST"]),
         Route("/_sandbox/pace", control.pace, methods=["PUT"]),
     ]
 
@@ -309,66 +282,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _hang_up(scope: Scope, receive: Receive) -> None:
-    """Close the client connection and wait until the server notices."""
-    transport = scope.get(TRANSPORT_SCOPE_KEY)
-    if transport is None:
-        raise RuntimeError("sandbox fault: no transport to close")
-    transport.close()
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _send_truncated(scope: Scope, receive: Receive, send: Send) -> None:
-    """Declare a longer body than the one sent, then hang up."""
-    declared = str(len(TRUNCATED_BODY) * 2).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", declared)]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": TRUNCATED_BODY, "more_body": True})
-    await _hang_up(scope, receive)
-
-
-def _fault_response(fault: Fault) -> Response:
-    """Return the canned response of a status/html/empty/non_json/redirect fault."""
-    phrase = HTTPStatus(fault.status).phrase
-    if fault.kind == "html":
-        page = f"<!DOCTYPE html><html><head><title>{fault.status} {phrase}</title></head>"
-        response = Response(
-            f"{page}<body><h1>{phrase}</h1></body></html>",
-            fault.status,
-            media_type="text/html",
-        )
-    elif fault.kind == "empty":
-        response = Response(b"", fault.status)
-    elif fault.kind == "non_json":
-        response = Response("ok", 200, media_type="text/plain")
-    elif fault.kind == "redirect":
-        response = _json(error_body(307), 307, {"location": fault.location or "/"})
-    elif isinstance(fault.body, str):
-        response = Response(fault.body, fault.status, media_type="text/plain")
-    else:
-        response = _json(
-            fault.body if fault.body is not None else error_body(fault.status),
-            fault.status,
-        )
-    response.headers.update(fault.headers)
-    return response
-
-
-async def _apply_fault(fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
-    """Play a fault; return False when the request should go on normally."""
-    if fault.kind == "slow":
-        await anyio.sleep(fault.delay)
-        return False
-    if fault.kind == "close":
-        await _hang_up(scope, receive)
-    elif fault.kind == "truncated":
-        await _send_truncated(scope, receive, send)
-    else:
-        await _fault_response(fault)(scope, receive, send)
-    return True
-
-
 class SandboxApp:
     """The sandbox's ASGI app: logging, faults and auth around the routes."""
 
@@ -410,7 +323,7 @@ class SandboxApp:
         method = str(scope["method"])
         self.state.record(RecordedRequest(method, path, query, _headers(scope), _logged_body(body)))
         fault = self.state.take_fault(method, path)
-        return fault is not None and await _apply_fault(fault, scope, receive, send)
+        return fault is not None and await play_fault(fault, self.state.clock, scope, receive, send)
 
 
 def create_app(state: SandboxState) -> SandboxApp:

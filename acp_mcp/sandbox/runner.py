@@ -20,8 +20,9 @@ from typing import Any, Self
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import TRANSPORT_SCOPE_KEY, create_app
-from .state import SandboxState
+from .app import create_app
+from .faults import TRANSPORT_SCOPE_KEY
+from .store import SandboxState
 
 START_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 10.0
@@ -134,7 +135,7 @@ class RunningSandbox:
         self._drainer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
-        """Cancel background turns, stop the server and join its thread."""
+        """Release held sync answers, stop the server and join its thread."""
         if self._closed:
             return
         self._closed = True
@@ -146,14 +147,14 @@ class RunningSandbox:
         self._thread.sock.close()
 
     def _stop(self) -> None:
-        """Tell uvicorn to exit and start draining turns (runs on the loop)."""
+        """Tell uvicorn to exit and start releasing held answers (runs on the loop)."""
         self._thread.server.should_exit = True
         self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
-        """Keep cancelling turns, even ones started during shutdown."""
+        """Keep releasing held sync answers, even ones started during shutdown."""
         while True:
-            self.state.cancel_turns()
+            self.state.release_waiters()
             await asyncio.sleep(DRAIN_INTERVAL)
 
     def __enter__(self) -> Self:

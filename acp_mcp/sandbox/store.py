@@ -1,0 +1,276 @@
+"""What the sandbox keeps: its key, pace and clock, the runs, the request log and the armed faults.
+
+Undocumented choices (the sandbox's guesses; see also ``agent``, ``runs`` and ``app``):
+
+- ``BUSY_STATUS``: input to a queued or running run is refused with 409
+  ``RUN_BUSY``; it is not queued behind the current turn.
+- ``FINISHED_STATUS``: cancelling a completed or failed run is 409
+  ``RUN_FINISHED``; cancelling a cancelled run is a 200 no-op.
+- ``METADATA_ON_CONTINUE``: metadata sent with a continue replaces
+  ``run.metadata`` (``"merge"`` would update it instead).
+- A continue resets ``output``, ``error`` and ``completedAt`` to null until the
+  new turn ends; ``title``, ``threadId`` and ``createdAt`` stay; ``mode`` and
+  ``input`` become the new turn's.
+- ``CANCEL_EVENT``: cancelling adds a system event "Run cancelled" with logType
+  ``status`` and logLevel ``warning``; a cancel stops the turn at once.
+
+Time: runs change only when read. Every read first plays the beats of every
+turn whose time has come on ``clock.now()`` (see ``agent.Turn``), stamped with
+the ``clock.wall()`` time they were due, so a ``VirtualClock`` makes runs
+deterministic. A sync answer sleeps on the clock until its turn ends.
+
+Threading: one lock guards the runs, the request log, ``pace`` and ``clock``,
+so every method is safe from any thread; ``wait_turn`` runs on an event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+import itertools
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..clock import Clock, SystemClock
+from .agent import TERMINAL, Beat, EventSpec, Turn, TurnInput, plan_turn
+from .errors import ApiError, JsonObject
+from .faults import ArmedFaults, Fault
+from .runs import StoredRun, iso_utc
+from .wakeups import Waiters
+
+SANDBOX_SERVER_ID = "srv_sandbox"
+"""The server id the sandbox always lists (``acp-mcp --sandbox`` uses it by default)."""
+BUSY_STATUS = 409
+FINISHED_STATUS = 409
+METADATA_ON_CONTINUE: Literal["replace", "merge"] = "replace"
+TITLE_CHARS = 60
+CANCEL_EVENT: EventSpec = ("system", "Run cancelled", "status", "warning")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One /v1 request as the sandbox received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class SandboxState:
+    """Everything the sandbox knows: key, pace, clock, runs, request log and faults."""
+
+    def __init__(self, api_key: str, pace: float = 0.5, clock: Clock | None = None) -> None:
+        self.api_key = api_key
+        self._pace = float(pace)
+        self._clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self._requests: list[RecordedRequest] = []
+        self._faults = ArmedFaults()
+        self._waiters = Waiters()
+        self._runs: dict[str, StoredRun] = {}
+        self._ticking: dict[str, StoredRun] = {}
+        self._run_ids = itertools.count(1)
+        self._event_ids = itertools.count(1)
+
+    @property
+    def pace(self) -> float:
+        """Seconds between the beats of a turn."""
+        return self._pace
+
+    @pace.setter
+    def pace(self, value: float) -> None:
+        """Set the pace; a beat already on its way keeps its time, the ones after it follow the new pace."""
+        if value < 0:
+            raise ValueError("pace must not be negative")
+        self._retime(self._clock, float(value))
+
+    @property
+    def clock(self) -> Clock:
+        """The clock turns and ``slow`` faults run on."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        """Move to another clock; each running turn's next beat stays as far off as it was."""
+        self._retime(clock, self._pace)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the /v1 requests, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def record(self, request: RecordedRequest) -> None:
+        """Append a request to the log."""
+        with self._lock:
+            self._requests.append(request)
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        with self._lock:
+            self._requests.clear()
+
+    def inject(self, fault: Fault) -> None:
+        """Arm a fault for its next `times` matching requests."""
+        self._faults.arm(fault)
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        self._faults.clear()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """Return and use up the first armed fault matching a request."""
+        return self._faults.take(method, path)
+
+    def key_matches(self, presented: str) -> bool:
+        """Compare a presented key with the sandbox key in constant time."""
+        return hmac.compare_digest(presented.encode(), self.api_key.encode())
+
+    def start_run(self, server_id: str, turn: TurnInput) -> StoredRun:
+        """Create a run and begin its first turn."""
+        with self._lock:
+            number = next(self._run_ids)
+            run = StoredRun(
+                id=f"run_{number:06d}",
+                server_id=server_id,
+                thread_id=f"thread_{number:06d}",
+                title=turn.title or turn.text[:TITLE_CHARS],
+                input=turn.text,
+                mode=turn.mode,
+                created_at=iso_utc(self._clock.wall()),
+                metadata=dict(turn.metadata or {}),
+            )
+            self._runs[run.id] = run
+            self._begin_turn(run, turn.text)
+            return run
+
+    def continue_run(self, server_id: str, run_id: str, turn: TurnInput) -> StoredRun:
+        """Begin a new turn on a finished run; raise 409 RUN_BUSY otherwise."""
+        with self._lock:
+            run = self.get_run(server_id, run_id)
+            if run.status not in TERMINAL:
+                message = f"Run {run.id} is still {run.status}; wait for it to finish or cancel it"
+                raise ApiError(BUSY_STATUS, message, "RUN_BUSY")
+            run.input, run.mode = turn.text, turn.mode
+            run.output = run.error = run.completed_at = None
+            if turn.metadata is not None and METADATA_ON_CONTINUE == "merge":
+                run.metadata = {**run.metadata, **turn.metadata}
+            elif turn.metadata is not None:
+                run.metadata = dict(turn.metadata)
+            self._begin_turn(run, turn.text)
+            return run
+
+    def get_run(self, server_id: str, run_id: str) -> StoredRun:
+        """Return a run of this server, brought up to now; raise 404 otherwise."""
+        with self._lock:
+            self._catch_up()
+            run = self._runs.get(run_id)
+            if run is None or run.server_id != server_id:
+                raise ApiError(404, f"Run {run_id} not found")
+            return run
+
+    def list_servers(self, limit: int) -> list[dict[str, Any]]:
+        """The servers (resources) that have runs, the one with the newest run first, plus `SANDBOX_SERVER_ID`."""
+        with self._lock:
+            ids = dict.fromkeys([*(r.server_id for r in reversed(self._runs.values())), SANDBOX_SERVER_ID])
+        return [
+            {"id": server_id, "name": server_id, "kind": "agent_runtime", "status": "deployed"}
+            for server_id in list(ids)[:limit]
+        ]
+
+    def list_runs(self, server_id: str, limit: int) -> list[StoredRun]:
+        """Return the newest runs of a server, newest first, brought up to now."""
+        with self._lock:
+            self._catch_up()
+            mine = [r for r in reversed(self._runs.values()) if r.server_id == server_id]
+            return mine[:limit]
+
+    def cancel_run(self, server_id: str, run_id: str) -> StoredRun:
+        """Cancel a queued or running run at once; raise 409 RUN_FINISHED if it ended."""
+        with self._lock:
+            run = self.get_run(server_id, run_id)
+            if run.status in ("completed", "failed"):
+                raise ApiError(FINISHED_STATUS, f"Run {run.id} is already {run.status}", "RUN_FINISHED")
+            if run.status != "cancelled":
+                self._ticking.pop(run.id, None)
+                run.apply(Beat("cancelled", [CANCEL_EVENT]), iso_utc(self._clock.wall()), self._event_ids)
+        self._waiters.wake_all()
+        return run
+
+    def envelope(self, run: StoredRun, events: bool) -> JsonObject:
+        """Return the response envelope of a run."""
+        with self._lock:
+            return run.envelope(events)
+
+    async def wait_turn(self, run: StoredRun) -> None:
+        """Sleep on the clock until the run's turn has ended, looking again whenever something changed."""
+        with self._waiters.holding() as waiter:
+            while not waiter.released:
+                waiter.rearm()
+                with self._lock:
+                    left, clock = self._time_left(run), self._clock
+                if left is None:
+                    return
+                if math.isinf(left):
+                    await waiter.event.wait()
+                else:
+                    await clock.sleep(left, until=waiter.event)
+
+    def release_waiters(self) -> None:
+        """Make every held sync answer answer now (used when the server shuts down)."""
+        self._waiters.wake_all(release=True)
+
+    def _time_left(self, run: StoredRun) -> float | None:
+        """Seconds until the run's turn ends (inf if never), or None once it has ended."""
+        now = self._catch_up()
+        if run.turn is None:
+            return None
+        end = run.turn.end(self._pace)
+        return math.inf if end is None else max(0.0, end - now)
+
+    def _retime(self, clock: Clock, pace: float) -> None:
+        """Switch clock and pace after bringing every run up to now; the next beats keep their distance."""
+        with self._lock:
+            now = self._catch_up()
+            shift = clock.now() - now
+            for run in self._ticking.values():
+                due = self._due(run)
+                if run.turn is not None and due is not None:
+                    run.turn.retime(due + shift)
+            self._clock, self._pace = clock, pace
+        self._waiters.wake_all()
+
+    def _begin_turn(self, run: StoredRun, text: str) -> None:
+        """Begin a turn now and play its first beat (the user input)."""
+        run.turn = Turn(text, plan_turn(text), anchor=self._clock.now())
+        self._ticking[run.id] = run
+        self._play(run, self._clock.wall())
+
+    def _catch_up(self) -> float:
+        """Play every beat due by now, in time order across runs; return now."""
+        now, wall = self._clock.now(), self._clock.wall()
+        due = [(at, run.id) for run in self._ticking.values() if (at := self._due(run)) is not None and at <= now]
+        heapq.heapify(due)
+        while due:
+            at, run_id = heapq.heappop(due)
+            run = self._ticking[run_id]
+            self._play(run, wall - (now - at))
+            following = self._due(run)
+            if following is not None and following <= now:
+                heapq.heappush(due, (following, run_id))
+        return now
+
+    def _due(self, run: StoredRun) -> float | None:
+        """The clock time of the run's next beat, or None when it has none."""
+        return run.turn.due(self._pace) if run.turn is not None else None
+
+    def _play(self, run: StoredRun, wall: float) -> None:
+        """Play the run's next beat at epoch time `wall`; a turn with no beats left stops ticking."""
+        assert run.turn is not None
+        run.apply(run.turn.play(), iso_utc(wall), self._event_ids)
+        if self._due(run) is None:
+            self._ticking.pop(run.id, None)
