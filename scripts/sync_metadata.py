@@ -13,6 +13,7 @@ import argparse
 import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ async def listed_tools() -> list[dict[str, str]]:
     from acp_mcp.config import Settings
     from acp_mcp.server import build_server
 
-    async with Client(build_server(Settings())) as client:  # type: ignore[arg-type]
+    async with Client(build_server(Settings())) as client:
         tools = (await client.list_tools()).tools
     return [{"name": tool.name, "description": tool.description or ""} for tool in tools]
 
@@ -63,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
     tools = anyio.run(listed_tools)
     stale = []
-    for path, build in (
+    builds: list[tuple[Path, Callable[[dict[str, Any]], dict[str, Any]]]] = [
         (MANIFEST, lambda data: expected_manifest(data, tools, __version__)),
         (SERVER_JSON, lambda data: expected_server_json(data, __version__)),
-    ):
+    ]
+    for path, build in builds:
         text = path.read_text(encoding="utf-8")
         wanted = dump(build(json.loads(text)))
         if wanted != text:

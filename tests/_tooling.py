@@ -11,16 +11,20 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_BIN = ROOT / "node_modules" / ".bin"
@@ -137,13 +141,36 @@ def wait_listening(process: subprocess.Popen[str], port: int, timeout: float = 2
 
 @dataclass
 class HttpServer:
+    """A running ``acp-mcp --transport streamable-http`` process and its MCP endpoint."""
+
     process: subprocess.Popen[str]
     url: str
+
+    @asynccontextmanager
+    async def client(self, token: str | None = None) -> AsyncIterator[Client]:
+        """An MCP client on the endpoint, sending `token` as the caller's bearer token if given."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(self.url, http_client=http)) as client,
+        ):
+            yield client
+
+    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
+        """Send `signum` (nothing if the process has ended), wait for the exit (a kill after 10 s): code and stderr."""
+        self.process.send_signal(signum)
+        try:
+            _, stderr = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return self.process.returncode, stderr or ""
 
 
 @contextmanager
 def http_server(*args: str, **env: str) -> Iterator[HttpServer]:
-    """``python -m acp_mcp --transport streamable-http`` on a free loopback port; stopped with SIGTERM."""
+    """``python -m acp_mcp --transport streamable-http`` on a free loopback port with `env` (see `python_env`);
+    stopped with SIGTERM at the end unless the test stopped it."""
     port = free_port()
     command = [sys.executable, "-m", "acp_mcp", "--transport", "streamable-http", "--port", str(port), *args]
     process = subprocess.Popen(
@@ -155,16 +182,13 @@ def http_server(*args: str, **env: str) -> Iterator[HttpServer]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    server = HttpServer(process, f"http://127.0.0.1:{port}/mcp")
     try:
         wait_listening(process, port)
-        yield HttpServer(process, f"http://127.0.0.1:{port}/mcp")
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        if process.poll() is None or (process.stderr is not None and not process.stderr.closed):
+            server.stop()
 
 
 def run_json(command: list[str], *, env: dict[str, str], timeout: float = 60) -> tuple[int, object, str]:

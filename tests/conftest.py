@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
+from mcp.client.client import ConnectMode
+from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
+from acp_mcp.clock import Clock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RecordedRequest, RunningSandbox, SandboxState, serve_in_thread
 from acp_mcp.server import build_server
@@ -64,11 +69,36 @@ def settings(sandbox: RunningSandbox) -> Settings:
     return Settings(api_key=SecretStr(API_KEY), base_url=sandbox.base_url, request_timeout=5.0)
 
 
+def sandbox_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
+    """The variables that point a server process at the sandbox with the test key, plus `extra`."""
+    return {"COMPUTER_AGENTS_API_KEY": API_KEY, "COMPUTER_AGENTS_BASE_URL": sandbox.base_url, **extra}
+
+
 @asynccontextmanager
-async def connect(settings: Settings, *, mode: str = "auto", policy: PollPolicy = FAST_POLLS) -> AsyncIterator[Client]:
-    """An MCP client connected in-process to a server built from `settings`."""
-    async with Client(build_server(settings, policy=policy), mode=mode) as client:  # type: ignore[arg-type]
+async def connect(
+    settings: Settings, *, mode: ConnectMode = "auto", policy: PollPolicy = FAST_POLLS, clock: Clock | None = None
+) -> AsyncIterator[Client]:
+    """An MCP client connected in-process to a server built from `settings` (on `clock`, if given: its
+    retries, Retry-After waits, wait loop and deadlines then run on it)."""
+    async with Client(build_server(settings, policy=policy, clock=clock), mode=mode) as client:
         yield client
+
+
+def runs_path(server_id: str = SERVER_ID) -> str:
+    """The API path of a server's runs collection (the start and list endpoint)."""
+    return f"/v1/servers/{server_id}/runtime/agent/runs"
+
+
+def fresh_server_id() -> str:
+    """A server id no other test uses, so a listing holds only this test's runs."""
+    return f"srv_{uuid.uuid4().hex[:10]}"
+
+
+def api_calls(requests: list[RecordedRequest], server_id: str = SERVER_ID) -> list[tuple[str, str]]:
+    """(method, path below the server's runs collection) of each request, e.g. ("GET", "/run_1/events")."""
+    prefix = runs_path(server_id)
+    assert all(r.path.startswith(prefix) for r in requests), [r.path for r in requests]
+    return [(r.method, r.path[len(prefix) :]) for r in requests]
 
 
 def api_requests(sandbox: RunningSandbox, *, method: str | None = None) -> list[RecordedRequest]:
@@ -76,12 +106,12 @@ def api_requests(sandbox: RunningSandbox, *, method: str | None = None) -> list[
     return [r for r in sandbox.state.requests if method is None or r.method == method]
 
 
-def text_of(result: Any) -> str:
+def text_of(result: CallToolResult) -> str:
     """All text blocks of a tool result, joined."""
-    return "\n".join(block.text for block in result.content if getattr(block, "type", None) == "text")
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
-def error_text(result: Any, tool: str) -> str:
+def error_text(result: CallToolResult, tool: str) -> str:
     """The message of a tool error, after checking it is one and holds no traceback or key."""
     assert result.is_error is True, text_of(result)
     text = text_of(result)
@@ -92,7 +122,16 @@ def error_text(result: Any, tool: str) -> str:
     return text[len(prefix) :]
 
 
-async def start_run(client: Client, arguments: dict[str, Any]) -> Any:
+async def refusal(settings: Settings, sandbox: RunningSandbox, tool: str, arguments: dict[str, Any]) -> str:
+    """The message of a call refused before any request (on a fresh connection), once checked that nothing
+    reached the API."""
+    async with connect(settings) as client:
+        result = await client.call_tool(tool, arguments)
+    assert api_requests(sandbox) == []
+    return error_text(result, tool)
+
+
+async def start_run(client: Client, arguments: dict[str, Any]) -> CallToolResult:
     """`start_agent_run` on `SERVER_ID` (unless the arguments name another), asserting it worked."""
     result = await client.call_tool("start_agent_run", {"serverId": SERVER_ID, **arguments})
     assert not result.is_error, text_of(result)
@@ -104,3 +143,17 @@ async def finished_run(client: Client, server_id: str = SERVER_ID, content: str 
     result = await start_run(client, {"serverId": server_id, "content": content, "mode": "sync"})
     assert result.structured_content["run"]["status"] == "completed"
     return str(result.structured_content["run"]["id"])
+
+
+async def hanging_run(client: Client, server_id: str = SERVER_ID) -> str:
+    """The id of a run started with ``/hang`` and no wait: it stays queued, then running, until cancelled."""
+    result = await start_run(client, {"serverId": server_id, "content": "/hang", "waitSeconds": 0})
+    return str(result.structured_content["run"]["id"])
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait, at most `seconds`, for what another task, the sandbox's thread or another process does (there is
+    no event to wait on): a bound, not a pause."""
+    with anyio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110  (nothing to wait on but the condition)
+            await anyio.sleep(0.01)

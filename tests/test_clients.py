@@ -18,7 +18,7 @@ import pytest
 from acp_mcp.sandbox import RunningSandbox
 
 from ._tooling import ROOT, HttpServer, http_server, node_env, node_tool, run_json
-from .conftest import API_KEY, SERVER_ID
+from .conftest import SERVER_ID, sandbox_env
 
 TOOL_NAMES = ["start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"]
 CALLER_TOKEN = "inspector-caller-token-7d1e"
@@ -27,10 +27,7 @@ CALLER_TOKEN = "inspector-caller-token-7d1e"
 @pytest.fixture(scope="module")
 def shared_http(running_sandbox: RunningSandbox) -> Iterator[HttpServer]:
     with http_server(
-        COMPUTER_AGENTS_API_KEY=API_KEY,
-        COMPUTER_AGENTS_BASE_URL=running_sandbox.base_url,
-        ACP_SERVER_ID=SERVER_ID,
-        ACP_MCP_HTTP_TOKEN=CALLER_TOKEN,
+        **sandbox_env(running_sandbox, ACP_SERVER_ID=SERVER_ID, ACP_MCP_HTTP_TOKEN=CALLER_TOKEN)
     ) as server:
         yield server
 
@@ -43,7 +40,7 @@ class Inspector:
         self.target = target
         self.env = node_env(home)
 
-    def run(self, *method: str) -> tuple[int, Any, str]:
+    def run(self, *method: str) -> tuple[int, object, str]:
         # stdio targets end with `--` and the server's command, so the method options go first
         command = [*self.command, "--format", "json", "-q", *method, *self.target]
         return run_json(command, env=self.env)
@@ -55,16 +52,12 @@ class Inspector:
         assert isinstance(out, dict), out
         result: dict[str, Any] = out["result"]
         assert result["isError"] is False
-        return result["structuredContent"]  # type: ignore[no-any-return]
+        content: dict[str, Any] = result["structuredContent"]
+        return content
 
 
 def stdio_inspector(sandbox: RunningSandbox, home: Path, era: str = "legacy") -> Inspector:
-    env = {
-        "COMPUTER_AGENTS_API_KEY": API_KEY,
-        "COMPUTER_AGENTS_BASE_URL": sandbox.base_url,
-        "ACP_SERVER_ID": SERVER_ID,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID, PYTHONPATH=str(ROOT))
     options = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
     return Inspector([*options, "--cwd", str(ROOT), "--", sys.executable, "-m", "acp_mcp"], home, era)
 

@@ -23,7 +23,7 @@ import pytest
 from acp_mcp.sandbox import RunningSandbox
 
 from ._tooling import ROOT, http_server, modern_node, node_env, node_script, run_json, system_node
-from .conftest import API_KEY, SERVER_ID
+from .conftest import SERVER_ID, sandbox_env
 
 BASELINE = ROOT / "tests" / "conformance-baseline.yml"
 BASELINE_2026 = ROOT / "tests" / "conformance-baseline-2026.yml"
@@ -67,9 +67,7 @@ def test_conformance_suite_passes_except_the_fixture_only_scenarios(
 ) -> None:
     results = tmp_path / "results"
     suite = [system_node(), str(node_script("@modelcontextprotocol/conformance", "conformance"))]
-    with http_server(
-        COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=running_sandbox.base_url, ACP_SERVER_ID=SERVER_ID
-    ) as server:
+    with http_server(**sandbox_env(running_sandbox, ACP_SERVER_ID=SERVER_ID)) as server:
         command = [*suite, "server", "--url", server.url, "--expected-failures", str(BASELINE), "-o", str(results)]
         code, out, err = run_json(command, env=node_env(tmp_path), timeout=SUITE_TIMEOUT)
 
@@ -88,12 +86,7 @@ def test_2026_07_28_conformance_requirements_pass_except_the_baselined_scenarios
 ) -> None:
     results = tmp_path / "results"
     suite = [modern_node(22), str(node_script("conformance-next", "conformance"))]
-    with http_server(
-        *server_args,
-        COMPUTER_AGENTS_API_KEY=API_KEY,
-        COMPUTER_AGENTS_BASE_URL=running_sandbox.base_url,
-        ACP_SERVER_ID=SERVER_ID,
-    ) as server:
+    with http_server(*server_args, **sandbox_env(running_sandbox, ACP_SERVER_ID=SERVER_ID)) as server:
         command = [*suite, "server", "--url", server.url, "--requirements", "2026-07-28"]
         command += ["--expected-failures", str(baseline), "-o", str(results)]
         code, out, err = run_json(command, env=node_env(tmp_path), timeout=SUITE_TIMEOUT)

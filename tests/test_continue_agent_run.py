@@ -4,48 +4,37 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from acp_mcp.config import Settings
-from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.sandbox import RecordedRequest, RunningSandbox
 
-from .conftest import API_KEY, SERVER_ID, api_requests, connect, finished_run, text_of
+from ._errors import SERVER_ID_REQUIRED
+from .conftest import API_KEY, SERVER_ID, api_requests, connect, finished_run, refusal, runs_path, text_of
 
 pytestmark = pytest.mark.anyio
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_continued_run(
-    settings: Settings, sandbox: RunningSandbox, mode: str
-) -> None:
-    async with connect(settings, mode=mode) as client:
-        run_id = await finished_run(client)
-        sandbox.state.clear_requests()
-        result = await client.call_tool(
-            "continue_agent_run",
-            {
-                "serverId": SERVER_ID,
-                "resourceRunId": run_id,
-                "content": "second",
-                "mode": "sync",
-                "metadata": {"ticket": "T-1", "nested": {"n": 1}},
-            },
-        )
+METADATA = {"ticket": "T-1", "nested": {"n": 1}}
 
-    assert not result.is_error, text_of(result)
-    (post,) = api_requests(sandbox)  # the answer held the finished run and its events: nothing else is fetched
+
+def assert_input_request(post: RecordedRequest, run_id: str) -> None:
+    """`post` is the input request of the sync continue below: its path, exact body and headers."""
     assert post.method == "POST"
-    assert post.path == f"/v1/servers/{SERVER_ID}/runtime/agent/runs/{run_id}/input"
-    assert post.body == {"content": "second", "mode": "sync", "metadata": {"ticket": "T-1", "nested": {"n": 1}}}
+    assert post.path == f"{runs_path()}/{run_id}/input"
+    assert post.body == {"content": "second", "mode": "sync", "metadata": METADATA}
     assert post.headers["authorization"] == f"Bearer {API_KEY}"
     assert post.headers["content-type"] == "application/json"
     assert re.fullmatch(r"[0-9a-f-]{36}", post.headers["idempotency-key"])
     assert post.query == {}
 
-    structured = result.structured_content
+
+def assert_continued_run(structured: dict[str, Any], run_id: str) -> None:
+    """`structured` is the result of the sync continue below: the run after its second turn, every event listed."""
     run = structured["run"]
     assert structured["serverId"] == SERVER_ID
     assert structured["agentRuntimeId"] == "art_sandbox"
@@ -63,7 +52,7 @@ async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_cont
         "error": None,
         "mode": "sync",
         "input": "second",
-        "metadata": {"ticket": "T-1", "nested": {"n": 1}},
+        "metadata": METADATA,
     }
     assert ISO.match(run["createdAt"]) and ISO.match(run["completedAt"])
     assert [(e["role"], e["content"]) for e in structured["events"]] == [
@@ -77,6 +66,24 @@ async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_cont
     assert structured["eventsTotal"] == 6
     assert structured["eventOffset"] == 0
     assert set(structured["events"][0]) == {"id", "role", "content", "logType", "logLevel", "createdAt"}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_continued_run(
+    settings: Settings, sandbox: RunningSandbox, mode: str
+) -> None:
+    async with connect(settings, mode=mode) as client:
+        run_id = await finished_run(client)
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run",
+            {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "second", "mode": "sync", "metadata": METADATA},
+        )
+
+    assert not result.is_error, text_of(result)
+    (post,) = api_requests(sandbox)  # the answer held the finished run and its events: nothing else is fetched
+    assert_input_request(post, run_id)
+    assert_continued_run(result.structured_content, run_id)
 
 
 async def test_text_block_carries_status_output_and_latest_events(settings: Settings) -> None:
@@ -179,22 +186,16 @@ async def test_default_server_id_applies_when_the_call_omits_it(settings: Settin
 async def test_without_server_id_or_default_the_error_names_both_ways(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
-    async with connect(settings) as client:
-        result = await client.call_tool("continue_agent_run", {"resourceRunId": "run_1", "content": "x"})
+    arguments = {"resourceRunId": "run_1", "content": "x"}
 
-    assert result.is_error
-    assert "pass serverId" in text_of(result) and "ACP_SERVER_ID" in text_of(result)
-    assert api_requests(sandbox) == []
+    assert await refusal(settings, sandbox, "continue_agent_run", arguments) == SERVER_ID_REQUIRED
 
 
 async def test_content_or_prompt_is_required_before_anything_is_sent(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
-    async with connect(settings) as client:
-        result = await client.call_tool(
-            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": "run_1", "metadata": {"a": 1}}
-        )
+    arguments = {"serverId": SERVER_ID, "resourceRunId": "run_1", "metadata": {"a": 1}}
 
-    assert result.is_error
-    assert "give content" in text_of(result)
-    assert api_requests(sandbox) == []
+    assert await refusal(settings, sandbox, "continue_agent_run", arguments) == (
+        "Invalid arguments, nothing was sent: give content (the text for the agent) or prompt."
+    )

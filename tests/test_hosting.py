@@ -10,6 +10,7 @@ serves some. Everything runs on loopback.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import shutil
@@ -17,8 +18,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from bench.balancer import DRAIN_SECONDS, haproxy_config, replica_command
 
 from ._tooling import ROOT, free_port, python_env
 from .compat.harness import python_client
-from .conftest import API_KEY, SERVER_ID
+from .conftest import SERVER_ID, sandbox_env
 
 CALLS = 240
 CONCURRENCY = 20
@@ -41,9 +43,7 @@ REPLICAS = ("r1", "r2", "r3", "r4")
 
 
 def start_replica(sandbox: RunningSandbox, port: int) -> subprocess.Popen[str]:
-    env = python_env(
-        COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=sandbox.base_url, ACP_SERVER_ID=SERVER_ID
-    )
+    env = python_env(**sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID))
     command = replica_command(port, "--wait-seconds", "10")
     return subprocess.Popen(
         command,
@@ -63,7 +63,7 @@ def ready(port: int) -> bool:
         return False
 
 
-def wait_until(condition: Any, seconds: float = 30) -> None:
+def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -91,6 +91,58 @@ def stopped_at_exit(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen
             process.communicate()
 
 
+@dataclass
+class Rollout:
+    """The load through the balancer and the replacement of a replica under it.
+
+    `CONCURRENCY` workers share `CALLS` sync starts; once a third have a result, r1 is sent SIGTERM (it
+    drains) and r4 starts in its place; the last third of the calls waits until HAProxy sees r4 up.
+    """
+
+    sandbox: RunningSandbox
+    stack: ExitStack
+    replicas: dict[str, subprocess.Popen[str]]
+    ports: dict[str, int]
+    stats: Path
+    results: list[dict[str, Any]] = field(default_factory=list)
+    drain_seconds: float | None = None
+    """How long r1 took from SIGTERM to its exit."""
+
+    async def run(self, url: str) -> None:
+        calls = iter(range(CALLS))
+        replaced = anyio.Event()
+        with anyio.fail_after(180):
+            async with anyio.create_task_group() as group:
+                group.start_soon(self.drain_one_and_replace_it, replaced)
+                for _ in range(CONCURRENCY):
+                    group.start_soon(self.worker, url, calls, replaced)
+
+    async def worker(self, url: str, calls: Iterator[int], replaced: anyio.Event) -> None:
+        async with (
+            httpx2.AsyncClient(timeout=60) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            for n in calls:
+                if n >= 2 * CALLS // 3:
+                    await replaced.wait()
+                result = await client.call_tool("start_agent_run", {"content": f"call {n}", "mode": "sync"})
+                assert not result.is_error, result.content
+                self.results.append(result.structured_content)
+
+    async def drain_one_and_replace_it(self, replaced: anyio.Event) -> None:
+        while len(self.results) < CALLS // 3:  # noqa: ASYNC110  (the workers fill it)
+            await anyio.sleep(0.01)
+        began = time.monotonic()
+        self.replicas["r1"].send_signal(signal.SIGTERM)
+        replacement = await anyio.to_thread.run_sync(start_replica, self.sandbox, self.ports["r4"])
+        self.replicas["r4"] = self.stack.enter_context(stopped_at_exit(replacement))
+        await anyio.to_thread.run_sync(self.replicas["r1"].wait, DRAIN_SECONDS + 5)
+        self.drain_seconds = time.monotonic() - began
+        while replica_stats(self.stats)["r4"]["status"] != "UP":  # noqa: ASYNC110  (HAProxy's own health checks)
+            await anyio.sleep(0.05)
+        replaced.set()
+
+
 def test_a_replica_drained_mid_load_behind_haproxy_loses_and_duplicates_nothing(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -98,8 +150,6 @@ def test_a_replica_drained_mid_load_behind_haproxy_loses_and_duplicates_nothing(
     ports = {name: free_port() for name in REPLICAS}
     front, stats = free_port(), tmp_path / "stats.sock"
     (tmp_path / "haproxy.cfg").write_text(haproxy_config(front, stats, ports))
-    results: list[dict[str, Any]] = []
-    drained: dict[str, float] = {}
 
     with ExitStack() as stack:
         replicas = {
@@ -109,53 +159,19 @@ def test_a_replica_drained_mid_load_behind_haproxy_loses_and_duplicates_nothing(
             stopped_at_exit(subprocess.Popen([haproxy, "-f", str(tmp_path / "haproxy.cfg"), "-db"], text=True))
         )
         for name in REPLICAS[:3]:
-            wait_until(lambda name=name: ready(ports[name]))
-        url = f"http://127.0.0.1:{front}/mcp"
-        calls = iter(range(CALLS))
-        replaced = anyio.Event()
-
-        async def worker() -> None:
-            async with (
-                httpx2.AsyncClient(timeout=60) as http,
-                Client(streamable_http_client(url, http_client=http)) as client,
-            ):
-                for n in calls:
-                    if n >= 2 * CALLS // 3:
-                        await replaced.wait()
-                    result = await client.call_tool("start_agent_run", {"content": f"call {n}", "mode": "sync"})
-                    assert not result.is_error, result.content
-                    results.append(result.structured_content)
-
-        async def drain_one_and_replace_it() -> None:
-            while len(results) < CALLS // 3:  # noqa: ASYNC110  (the workers fill it)
-                await anyio.sleep(0.01)
-            began = time.monotonic()
-            replicas["r1"].send_signal(signal.SIGTERM)
-            replacement = await anyio.to_thread.run_sync(start_replica, sandbox, ports["r4"])
-            replicas["r4"] = stack.enter_context(stopped_at_exit(replacement))
-            await anyio.to_thread.run_sync(replicas["r1"].wait, DRAIN_SECONDS + 5)
-            drained["seconds"] = time.monotonic() - began
-            while replica_stats(stats)["r4"]["status"] != "UP":  # noqa: ASYNC110  (HAProxy's own health checks)
-                await anyio.sleep(0.05)
-            replaced.set()
-
-        async def load() -> None:
-            with anyio.fail_after(180):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(drain_one_and_replace_it)
-                    for _ in range(CONCURRENCY):
-                        group.start_soon(worker)
-
-        anyio.run(load)
+            wait_until(functools.partial(ready, ports[name]))
+        rollout = Rollout(sandbox, stack, replicas, ports, stats)
+        anyio.run(rollout.run, f"http://127.0.0.1:{front}/mcp")
         served = {name: int(row["stot"]) for name, row in replica_stats(stats).items()}
         r1_code, r1_stderr = replicas["r1"].returncode, replicas["r1"].communicate()[1]
 
+    results = rollout.results
     starts = [r for r in sandbox.state.requests if r.method == "POST" and r.path.endswith("/runtime/agent/runs")]
     assert len(results) == CALLS, "every call got a result"
     assert all(r["run"]["status"] == "completed" or r["waitExpired"] for r in results)
     assert len({r["run"]["id"] for r in results}) == CALLS == len(starts), "one run per call, none duplicated"
     assert r1_code == 0 and "Traceback" not in r1_stderr, r1_stderr
-    assert drained["seconds"] < DRAIN_SECONDS + 2
+    assert rollout.drain_seconds is not None and rollout.drain_seconds < DRAIN_SECONDS + 2
     assert all(served.get(name, 0) > 0 for name in REPLICAS), served
 
 

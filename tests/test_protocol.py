@@ -13,7 +13,9 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.client.client import ConnectMode
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 from mcp.types import INVALID_PARAMS, ResourceTemplateReference, ResourceUpdatedNotification
 
 from acp_mcp.config import Settings
@@ -21,7 +23,7 @@ from acp_mcp.limits import MAX_RUNS_PER_SUBSCRIBER
 from acp_mcp.sandbox import SANDBOX_SERVER_ID, Fault, RunningSandbox
 from acp_mcp.server import ACPServer, build_server
 
-from .conftest import FAST_POLLS, SERVER_ID, api_requests, start_run
+from .conftest import FAST_POLLS, SERVER_ID, api_requests, hanging_run, start_run, until
 
 pytestmark = pytest.mark.anyio
 
@@ -30,9 +32,9 @@ TEMPLATE = ResourceTemplateReference(type="ref/resource", uri="acp://servers/{se
 
 
 @asynccontextmanager
-async def served(settings: Settings, mode: str, **client: Any) -> AsyncIterator[tuple[ACPServer, Client]]:
+async def served(settings: Settings, mode: ConnectMode, **client: Any) -> AsyncIterator[tuple[ACPServer, Client]]:
     server = build_server(settings, policy=FAST_POLLS)
-    async with Client(server, mode=mode, **client) as connected:  # type: ignore[arg-type]
+    async with Client(server, mode=mode, **client) as connected:
         yield server, connected
 
 
@@ -42,7 +44,7 @@ async def old_era_session(settings: Settings) -> AsyncIterator[tuple[ACPServer, 
     subscribe methods allowed: this era is tested on purpose)."""
     updates: list[str] = []
 
-    async def on_message(message: Any) -> None:
+    async def on_message(message: object) -> None:
         if isinstance(message, ResourceUpdatedNotification):
             updates.append(message.params.uri)
 
@@ -52,17 +54,10 @@ async def old_era_session(settings: Settings) -> AsyncIterator[tuple[ACPServer, 
             yield server, client, updates
 
 
-async def hanging_run(client: Client) -> tuple[str, str]:
+async def watchable_run(client: Client) -> tuple[str, str]:
     """A run that never ends by itself: its id and resource URI."""
-    result = (await start_run(client, {"content": "/hang", "waitSeconds": 0})).structured_content
-    return result["run"]["id"], result["resourceUri"]
-
-
-async def until(condition: Any) -> None:
-    """Wait (bounded) for something another task does."""
-    with anyio.fail_after(5):
-        while not condition():  # noqa: ASYNC110  (set by the server's tasks, which have no event to wait on)
-            await anyio.sleep(0.01)
+    run_id = await hanging_run(client)
+    return run_id, f"acp://servers/{SERVER_ID}/runs/{run_id}"
 
 
 # -- capabilities ----------------------------------------------------------------------------------
@@ -94,20 +89,20 @@ async def test_a_listen_stream_hears_a_watched_run_change_and_the_watch_ends_wit
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
     async with served(settings, "auto") as (server, client):
-        run_id, uri = await hanging_run(client)
+        run_id, uri = await watchable_run(client)
         async with client.listen(resource_subscriptions=[uri]) as stream:
             await until(lambda: any(r.path.endswith(f"{run_id}/events") for r in api_requests(sandbox)[1:]))
             assert server.state.watcher.watched == {uri}
             await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
             with anyio.fail_after(5):
                 event = await anext(aiter(stream))
-            assert event.uri == uri
+            assert isinstance(event, ResourceUpdated) and event.uri == uri
             await until(lambda: not server.state.watcher.watched)
 
 
 async def test_two_streams_on_one_run_share_one_poll_and_leaving_stops_it(settings: Settings) -> None:
     async with served(settings, "auto") as (server, client):
-        _, uri = await hanging_run(client)
+        _, uri = await watchable_run(client)
         async with client.listen(resource_subscriptions=[uri]), client.listen(resource_subscriptions=[uri]):
             assert server.state.watcher.watched == {uri}
             (watch,) = server.state.watcher._watches.values()
@@ -117,8 +112,8 @@ async def test_two_streams_on_one_run_share_one_poll_and_leaving_stops_it(settin
 
 async def test_an_old_era_session_is_notified_until_the_run_ends_and_can_unsubscribe(settings: Settings) -> None:
     async with old_era_session(settings) as (server, client, updates):
-        run_id, uri = await hanging_run(client)
-        other_id, other = await hanging_run(client)
+        run_id, uri = await watchable_run(client)
+        other_id, other = await watchable_run(client)
         await client.subscribe_resource(uri)
         await client.subscribe_resource(other)
         await client.unsubscribe_resource(other)
@@ -246,7 +241,7 @@ async def test_the_server_carries_its_icon(settings: Settings) -> None:
 
 async def test_a_run_that_ended_frees_its_place_and_can_be_watched_again_on_its_next_turn(settings: Settings) -> None:
     async with old_era_session(settings) as (server, client, updates):
-        run_id, uri = await hanging_run(client)
+        run_id, uri = await watchable_run(client)
         await client.subscribe_resource(uri)
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
         await until(lambda: updates == [uri] and not server.state.watcher.watched)

@@ -5,32 +5,23 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.limits import MAX_REMEMBERED_STARTS
 from acp_mcp.repeats import AbandonedStarts
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_requests, connect, text_of
+from .conftest import SERVER_ID, api_requests, connect, text_of, until
 
 HANG = {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": 30}
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_cancelled_start_is_returned_once_within_the_window() -> None:
-    clock = Clock()
-    starts = AbandonedStarts(window=60, clock=clock)
+    clock = VirtualClock()
+    starts = AbandonedStarts(window=60, clock=clock.now)
     key = starts.key("srv", {"content": "x", "mode": "async"})
     starts.remember(key, "run_000001", began_wall=5.0)
-    clock.now += 60
+    clock.advance(60)
 
     earlier = starts.take(key)
 
@@ -39,10 +30,10 @@ def test_a_cancelled_start_is_returned_once_within_the_window() -> None:
 
 
 def test_a_cancelled_start_is_forgotten_after_the_window() -> None:
-    clock = Clock()
-    starts = AbandonedStarts(window=60, clock=clock)
+    clock = VirtualClock()
+    starts = AbandonedStarts(window=60, clock=clock.now)
     starts.remember("k", "run_000001", began_wall=5.0)
-    clock.now += 60.5
+    clock.advance(60.5)
 
     assert starts.take("k") is None
 
@@ -55,7 +46,7 @@ def test_starts_differ_by_server_and_by_any_field_of_the_body() -> None:
 
 
 def test_only_the_newest_cancelled_starts_are_kept() -> None:
-    starts = AbandonedStarts(clock=Clock())
+    starts = AbandonedStarts(clock=VirtualClock().now)
     for n in range(MAX_REMEMBERED_STARTS + 1):
         starts.remember(f"k{n}", f"run_{n:06d}", began_wall=0.0)
 
@@ -71,8 +62,7 @@ async def test_a_start_repeated_after_its_call_was_cancelled_returns_the_run_it_
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as group:
                 group.start_soon(client.call_tool, "start_agent_run", HANG)
-                while not api_requests(sandbox, method="POST"):  # noqa: ASYNC110  (the sandbox's thread records it)
-                    await anyio.sleep(0.01)
+                await until(lambda: bool(api_requests(sandbox, method="POST")))  # the sandbox's thread records it
                 scope.cancel()  # the client gives up, as a client whose timeout ran out does
         await client.call_tool("list_agent_runs", {"serverId": SERVER_ID})  # one round trip: the cancel has landed
         first_id = sandbox.state.list_runs(SERVER_ID, 1)[0].id

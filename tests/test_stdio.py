@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
+from acp_mcp.config import settings_fields
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import API_KEY, SERVER_ID, api_requests, text_of
+from ._tooling import free_port, python_env
+from .conftest import API_KEY, SERVER_ID, api_requests, error_text, sandbox_env, text_of
 
 pytestmark = pytest.mark.anyio
 
 
-HANDSHAKE = [
+HANDSHAKE: list[dict[str, Any]] = [
     {
         "jsonrpc": "2.0",
         "id": 1,
@@ -35,13 +36,8 @@ HANDSHAKE = [
 ]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {name: os.environ[name] for name in ("PYTHONPATH", "SYSTEMROOT") if name in os.environ}
-    return env | extra
-
-
 def _sandbox_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
-    return _env(COMPUTER_AGENTS_API_KEY=API_KEY, COMPUTER_AGENTS_BASE_URL=sandbox.base_url, **extra)
+    return python_env(**sandbox_env(sandbox, **extra))
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,18 +75,21 @@ async def test_a_stdio_client_continues_a_run_end_to_end(sandbox: RunningSandbox
 
 
 async def test_without_a_key_the_server_starts_lists_tools_and_names_the_variable(sandbox: RunningSandbox) -> None:
-    async with Client(_params(_env(COMPUTER_AGENTS_BASE_URL=sandbox.base_url))) as client:
+    async with Client(_params(python_env(COMPUTER_AGENTS_BASE_URL=sandbox.base_url))) as client:
         tools = (await client.list_tools()).tools
         result = await client.call_tool("continue_agent_run", {"serverId": "s", "resourceRunId": "r", "content": "x"})
 
     assert len(tools) == 5
-    assert result.is_error
-    assert "set COMPUTER_AGENTS_API_KEY" in text_of(result)
+    assert error_text(result, "continue_agent_run") == (
+        "No Computer Agents API key is configured. Ask the user to set COMPUTER_AGENTS_API_KEY in this MCP server's "
+        "environment (their client's MCP server config), then restart the server. "
+        "To try the tools without an account, start the server with `acp-mcp --sandbox`."
+    )
     assert api_requests(sandbox) == []
 
 
 async def test_sandbox_flag_serves_every_tool_with_no_account() -> None:
-    async with Client(_params(_env(), "--sandbox", "--sandbox-pace", "0.01")) as client:
+    async with Client(_params(python_env(), "--sandbox", "--sandbox-pace", "0.01")) as client:
         started = await client.call_tool("start_agent_run", {"content": "no account needed"})
         run_id = started.structured_content["run"]["id"]
         continued = await client.call_tool("continue_agent_run", {"resourceRunId": run_id, "content": "more"})
@@ -103,7 +102,7 @@ async def test_sandbox_flag_serves_every_tool_with_no_account() -> None:
 
 
 def _exchange(
-    env: dict[str, str], messages: list[dict[str, Any] | str], expected_ids: set[int | str | None]
+    env: dict[str, str], messages: Sequence[dict[str, Any] | str], expected_ids: set[int | str | None]
 ) -> tuple[list[str], str]:
     """Write `messages` (a string as the raw line), keep stdin open until every expected response arrives;
     return stdout lines and stderr."""
@@ -112,14 +111,15 @@ def _exchange(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env | {"PATH": os.environ.get("PATH", "")},
+        env=env,
         text=True,
     ) as process:
         assert process.stdin and process.stdout and process.stderr
         timer = threading.Timer(30, process.kill)
         timer.start()
         stderr_lines: list[str] = []
-        drain = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+        stderr = process.stderr
+        drain = threading.Thread(target=lambda: stderr_lines.extend(stderr), daemon=True)
         drain.start()
         for message in messages:
             process.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
@@ -196,36 +196,28 @@ def test_every_line_gets_an_answer_even_one_the_server_cannot_parse(sandbox: Run
 
 
 def test_stdin_eof_ends_the_server_promptly_and_quietly(sandbox: RunningSandbox) -> None:
-    result = _run(_sandbox_env(sandbox) | {"PATH": os.environ.get("PATH", "")})
+    result = _run(_sandbox_env(sandbox))
     assert result.returncode == 0
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
 
 
 def test_help_lists_every_setting_and_no_key_flag() -> None:
-    result = _run(_env(), "--help")
+    result = _run(python_env(), "--help")
     assert result.returncode == 0
     for text in (
+        "{serve,demo,sandbox}",
         "--base-url",
         "COMPUTER_AGENTS_BASE_URL",
-        "--request-timeout",
-        "ACP_MCP_REQUEST_TIMEOUT",
-        "--wait-seconds",
-        "ACP_MCP_WAIT_SECONDS",
-        "--server-id",
-        "ACP_SERVER_ID",
-        "--log-level",
-        "ACP_MCP_LOG_LEVEL",
         "--sandbox",
-        "demo",
-        "sandbox",
+        *(name for _, setting in settings_fields() for name in (setting.flag, setting.env)),
     ):
         assert text in result.stdout, text
     assert "--api-key" not in result.stdout and "--key" not in result.stdout
 
 
 def test_a_bad_setting_stops_start_up_with_the_variable_named() -> None:
-    result = _run(_env(ACP_MCP_WAIT_SECONDS="forever"))
+    result = _run(python_env(ACP_MCP_WAIT_SECONDS="forever"))
     assert result.returncode == 2
     assert result.stderr.startswith("acp-mcp: ACP_MCP_WAIT_SECONDS:")
     assert "Traceback" not in result.stderr
@@ -244,7 +236,7 @@ def test_a_signal_ends_the_stdio_server_promptly_and_quietly_with_a_call_in_flig
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_sandbox_env(sandbox) | {"PATH": os.environ.get("PATH", "")},
+        env=_sandbox_env(sandbox),
         text=True,
     ) as process:
         assert process.stdin and process.stdout
@@ -268,14 +260,12 @@ def test_a_signal_ends_the_stdio_server_promptly_and_quietly_with_a_call_in_flig
 
 
 def test_the_standalone_sandbox_prints_its_url_and_key_serves_runs_and_stops_on_sigterm() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with subprocess.Popen(
         [sys.executable, "-m", "acp_mcp", "sandbox", "--port", str(port), "--pace", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_env(PATH=os.environ.get("PATH", "")),
+        env=python_env(),
         text=True,
     ) as process:
         assert process.stdout

@@ -15,8 +15,10 @@ ROOT_NPM = json.loads((ROOT / "package.json").read_text())["devDependencies"]
 
 
 def _python_pin(requirements: str, package: str) -> str:
-    pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", (COMPAT / "python" / requirements).read_text(), flags=re.M))
-    return pins[package]
+    found: list[tuple[str, str]] = re.findall(
+        r"^([\w.-]+)==(\S+)$", (COMPAT / "python" / requirements).read_text(), re.M
+    )
+    return dict(found)[package]
 
 
 ROWS = {  # README name: (pinned version, the test that runs the row)

@@ -1,3 +1,6 @@
+# mypy: disable-error-code="import-not-found"
+# (the framework is installed only in this driver's own venv, see tests/compat/harness.py, not where the
+# repository is type-checked)
 """pydantic-ai's own agent loop over acp-mcp, as the README's ``pydantic-ai`` block connects it.
 
 Usage: ``python pydantic-ai.py BLOCK`` with the block (placeholders filled in) in the file BLOCK, and

@@ -1,0 +1,109 @@
+"""Cancelling: cancel_agent_run on a running and a finished run, and a waiting call the client cancels."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from mcp import MCPError
+
+from acp_mcp.config import Settings
+from acp_mcp.sandbox import RunningSandbox
+
+from .conftest import SERVER_ID, api_requests, connect, error_text, finished_run, hanging_run, runs_path, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_cancel_agent_run_stops_a_hanging_run_and_cancelling_it_again_is_harmless(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        run_id = await hanging_run(client)
+        sandbox.state.clear_requests()
+        cancelled = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+        again = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+
+    for result in (cancelled, again):
+        assert not result.is_error, text_of(result)
+        structured = result.structured_content
+        assert (structured["outcome"], structured["httpStatus"], structured["terminal"]) == ("cancelled", 200, True)
+        assert (structured["run"]["status"], structured["next"], structured["waitExpired"]) == (
+            "cancelled",
+            None,
+            False,
+        )
+        assert structured["events"][-1]["content"] == "Run cancelled"
+        assert f"Run {run_id} on server {SERVER_ID}: cancelled (HTTP 200, cancelled)." in text_of(result)
+    requests = api_requests(sandbox)
+    cancel_path = f"{runs_path()}/{run_id}/cancel"
+    assert [(r.method, r.path, r.query, r.body) for r in requests] == [("POST", cancel_path, {}, {})] * 2
+    assert sandbox.state.get_run(SERVER_ID, run_id).status == "cancelled"
+
+
+async def test_cancelling_a_completed_run_is_a_tool_error_naming_the_run_and_the_409(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        run_id = await finished_run(client, content="x")
+        sandbox.state.clear_requests()
+        result = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+
+    assert error_text(result, "cancel_agent_run") == (
+        f"Run '{run_id}' on server '{SERVER_ID}' could not be cancelled (HTTP 409 RUN_FINISHED — the API said: "
+        f'"Run {run_id} is already completed"); it has most likely finished already. Read its result with '
+        f'get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "{run_id}"}}.'
+    )
+    assert [(r.method, r.path, r.body) for r in api_requests(sandbox)] == [
+        ("POST", f"{runs_path()}/{run_id}/cancel", {})
+    ]
+    assert sandbox.state.get_run(SERVER_ID, run_id).status == "completed"
+
+
+async def test_cancelling_a_finished_run_does_not_advise_cancelling_or_waiting_for_it(settings: Settings) -> None:
+    """The 409 of a cancel means the run already ended: waiting for it or cancelling it again cannot help."""
+    async with connect(settings) as client:
+        run_id = await finished_run(client, content="x")
+        result = await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+
+    message = error_text(result, "cancel_agent_run")
+    assert "cancel_agent_run" not in message, message
+    assert "Wait for it to finish" not in message, message
+    assert "most likely finished already" in message and "get_agent_run" in message
+
+
+# -- cancellation of a waiting call --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.parametrize("how", ["move_on_after", "read_timeout"])
+async def test_a_cancelled_waiting_call_returns_at_once_stops_polling_and_leaves_the_run_running(
+    settings: Settings, sandbox: RunningSandbox, mode: str, how: str
+) -> None:
+    async with connect(settings, mode=mode) as client:
+        run_id = await hanging_run(client)
+        arguments = {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 30}
+        began = time.monotonic()
+        if how == "move_on_after":
+            with anyio.move_on_after(0.3) as scope:
+                await client.call_tool("get_agent_run", arguments)
+            assert scope.cancelled_caught
+        else:
+            with pytest.raises(MCPError, match=r"(?i)timed out"):
+                await client.call_tool("get_agent_run", arguments, read_timeout_seconds=0.3)
+        assert time.monotonic() - began < 0.6
+
+        await anyio.sleep(0.1)  # a poll already on the wire when the call was cancelled may still land
+        after_cancel = len(api_requests(sandbox))
+        await anyio.sleep(0.5)  # the wait policy would poll at least twice in this time
+        assert len(api_requests(sandbox)) == after_cancel
+        polls = [r for r in api_requests(sandbox) if r.path == f"{runs_path()}/{run_id}/events"]
+        assert len(polls) >= 3  # get_agent_run's first fetch, then polls until the cancel
+
+        check = await client.call_tool("get_agent_run", {**arguments, "waitSeconds": 0})
+
+    assert not check.is_error, text_of(check)
+    assert check.structured_content["run"]["status"] == "running"
+    assert sandbox.state.get_run(SERVER_ID, run_id).status == "running"
+    assert not any(r.path.endswith("/cancel") for r in api_requests(sandbox))

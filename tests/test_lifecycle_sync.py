@@ -1,0 +1,77 @@
+"""Sync requests that outlive the call's wait: the run they concern is returned as it is, with a note."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from acp_mcp.config import Settings
+from acp_mcp.sandbox import RunningSandbox
+
+from .conftest import SERVER_ID, api_calls, api_requests, connect, finished_run, fresh_server_id, runs_path, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_sync_continue_that_outlives_its_wait_returns_the_running_run_with_a_note(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    async with connect(settings) as client:
+        run_id = await finished_run(client)
+        sandbox.state.clear_requests()
+        began = time.monotonic()
+        result = await client.call_tool(
+            "continue_agent_run",
+            {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "/hang", "mode": "sync", "waitSeconds": 0.5},
+        )
+        elapsed = time.monotonic() - began
+
+    assert not result.is_error, text_of(result)
+    assert 0.5 <= elapsed < 2
+    structured = result.structured_content
+    assert (structured["run"]["id"], structured["run"]["status"], structured["run"]["input"]) == (
+        run_id,
+        "running",
+        "/hang",
+    )
+    assert (structured["outcome"], structured["httpStatus"], structured["terminal"]) == ("fetched", None, False)
+    assert structured["notes"] == ["the sync request did not answer within 0.5s; the run goes on on the platform"]
+    assert structured["next"] == f'get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "{run_id}"}}'
+    assert [(r.method, r.path, r.body) for r in api_requests(sandbox)] == [
+        ("POST", f"{runs_path()}/{run_id}/input", {"content": "/hang", "mode": "sync"}),
+        ("GET", f"{runs_path()}/{run_id}/events", None),
+    ]
+    text = text_of(result)
+    assert "Note: the sync request did not answer within 0.5s" in text and f"Next: {structured['next']}" in text
+    # The call spent its whole wait and the run is still going: that is what waitExpired reports.
+    assert structured["waitExpired"] is True
+
+
+async def test_a_sync_start_that_outlives_its_wait_finds_and_returns_the_run_it_started(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    server_id = fresh_server_id()
+    async with connect(settings) as client:
+        began = time.monotonic()
+        result = await client.call_tool(
+            "start_agent_run", {"serverId": server_id, "content": "/hang", "mode": "sync", "waitSeconds": 0.5}
+        )
+        elapsed = time.monotonic() - began
+
+    assert not result.is_error, text_of(result)
+    assert 0.5 <= elapsed < 2
+    (started,) = sandbox.state.list_runs(server_id, 10)
+    structured = result.structured_content
+    assert (structured["run"]["id"], structured["run"]["status"]) == (started.id, "running")
+    assert (structured["outcome"], structured["httpStatus"], structured["terminal"]) == ("fetched", None, False)
+    assert structured["notes"] == ["the sync start did not answer within 0.5s; this is the run it started"]
+    assert structured["next"] == f'get_agent_run {{"serverId": "{server_id}", "resourceRunId": "{started.id}"}}'
+    requests = api_requests(sandbox)
+    assert [(m, p, r.query) for (m, p), r in zip(api_calls(requests, server_id), requests, strict=True)] == [
+        ("POST", "", {}),
+        ("GET", "", {"limit": "10"}),
+        ("GET", f"/{started.id}/events", {}),
+    ]
+    assert requests[0].body == {"content": "/hang", "mode": "sync"}
+    assert structured["waitExpired"] is True
