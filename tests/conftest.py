@@ -21,7 +21,7 @@ from mcp.client.client import ConnectMode
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
-from acp_mcp.clock import Clock
+from acp_mcp.clock import Clock, SystemClock, VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RecordedRequest, RunningSandbox, SandboxState, serve_in_thread
 from acp_mcp.server import build_server
@@ -55,13 +55,23 @@ def running_sandbox() -> Iterator[RunningSandbox]:
 
 
 @pytest.fixture
-def sandbox(running_sandbox: RunningSandbox) -> RunningSandbox:
-    """The session's sandbox, reset for this test."""
+def sandbox(running_sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
+    """The session's sandbox, reset for this test (and its clock back to real time after it)."""
     state = running_sandbox.state
     state.clear_requests()
     state.clear_faults()
     state.pace = FAST_PACE
-    return running_sandbox
+    yield running_sandbox
+    state.clock = SystemClock()
+
+
+@pytest.fixture
+def clock(sandbox: RunningSandbox) -> VirtualClock:
+    """Virtual time shared by the sandbox and (passed to `connect`) the server: runs take exactly their
+    paced seconds and waits exactly theirs, in milliseconds of real time."""
+    virtual = VirtualClock()
+    sandbox.state.clock = virtual
+    return virtual
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from mcp import MCPError
 from mcp.types import TextResourceContents
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
@@ -53,10 +54,10 @@ async def test_get_agent_run_on_a_finished_run_makes_exactly_one_events_request(
 
 
 async def test_get_agent_run_on_a_running_run_polls_it_until_it_finishes(
-    settings: Settings, sandbox: RunningSandbox
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
-    sandbox.state.pace = 0.05
-    async with connect(settings) as client:
+    sandbox.state.pace = 0.05  # the turn ends 0.3 s after the start
+    async with connect(settings, clock=clock) as client:
         run_id = (await start_run(client, {"content": "/steps 4", "waitSeconds": 0})).structured_content["run"]["id"]
         sandbox.state.clear_requests()
         result = await client.call_tool(
@@ -66,10 +67,9 @@ async def test_get_agent_run_on_a_running_run_polls_it_until_it_finishes(
     structured = result.structured_content
     assert (structured["run"]["status"], structured["run"]["output"]) == ("completed", "Completed 4 steps")
     assert (structured["terminal"], structured["waitExpired"]) == (True, False)
-    assert structured["waitedSeconds"] > 0
+    assert structured["waitedSeconds"] == 0.42  # polls at 0.02, 0.05, 0.095, 0.1625, 0.26375 and 0.415625 s
     assert structured["eventsTotal"] == 7
-    calls = api_calls(api_requests(sandbox))
-    assert len(calls) >= 3 and set(calls) == {("GET", f"/{run_id}/events")}
+    assert api_calls(api_requests(sandbox)) == [("GET", f"/{run_id}/events")] * 7  # the first fetch, six polls
 
 
 async def test_list_agent_runs_sends_limit_as_a_query_and_lists_the_newest_runs_first(

@@ -7,15 +7,15 @@ and checks both the requests that reached the API and the result the model reads
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_calls, api_requests, connect, runs_path, start_run, text_of
+from .conftest import FAST_PACE, SERVER_ID, api_calls, api_requests, connect, runs_path, start_run, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ def _parse_next(hint: str) -> tuple[str, dict[str, Any]]:
 
 
 async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run_from_one_post(
-    settings: Settings, sandbox: RunningSandbox
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
     body = {
         "content": "hello there",
@@ -36,7 +36,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
         "mode": "sync",
         "metadata": {"ticket": "T-9", "tags": ["a", "b"]},
     }
-    async with connect(settings) as client:
+    async with connect(settings, clock=clock) as client:
         result = await start_run(client, body)
 
     (post,) = api_requests(sandbox)  # the sync answer holds the finished run and its events
@@ -46,7 +46,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
     run = structured["run"]
     assert (structured["outcome"], structured["httpStatus"], structured["terminal"]) == ("started", 201, True)
     assert (structured["waitExpired"], structured["next"]) == (False, None)
-    assert 0 < structured["waitedSeconds"] < 2  # the sync request itself is the wait
+    assert structured["waitedSeconds"] == 2 * FAST_PACE  # the sync request itself is the wait: a turn of two paces
     assert structured["notes"] == []
     assert {k: run[k] for k in ("status", "output", "error", "mode", "title", "input", "metadata")} == {
         "status": "completed",
@@ -67,10 +67,10 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
 
 @pytest.mark.parametrize("given", [{}, {"mode": "async"}], ids=["mode-omitted", "mode-async"])
 async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_events(
-    settings: Settings, sandbox: RunningSandbox, given: dict[str, str]
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, given: dict[str, str]
 ) -> None:
-    sandbox.state.pace = 0.05  # a few polls happen before the run ends
-    async with connect(settings) as client:
+    sandbox.state.pace = 0.05  # the turn ends 0.1 s after the start
+    async with connect(settings, clock=clock) as client:
         result = await start_run(client, {"content": "hi", **given, "waitSeconds": 5})
 
     structured = result.structured_content
@@ -78,39 +78,37 @@ async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_even
     assert (structured["outcome"], structured["httpStatus"], structured["terminal"]) == ("accepted", 202, True)
     assert (structured["run"]["status"], structured["run"]["output"]) == ("completed", "Echo: hi")
     assert structured["waitExpired"] is False and structured["next"] is None
-    assert 0.05 < structured["waitedSeconds"] < 2
+    assert structured["waitedSeconds"] == 0.16  # polls at 0.02, 0.05, 0.095 and 0.1625 s (FAST_POLLS)
 
     requests = api_requests(sandbox)
     assert requests[0].body == {"content": "hi", "mode": "async"}  # omitted mode is sent as "async"
     calls = api_calls(requests)
     assert calls[0] == ("POST", "")
     polls = calls[1:]  # a small run is polled on /events, whose last answer is the result: no extra fetch
-    assert len(polls) >= 2 and set(polls) == {("GET", f"/{run_id}/events")}
+    assert polls == [("GET", f"/{run_id}/events")] * 4
     assert all(r.query == {} for r in requests)
 
 
 async def test_a_run_that_outlives_its_wait_returns_its_id_and_the_exact_next_call_which_then_finishes_it(
-    settings: Settings, sandbox: RunningSandbox
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
-    sandbox.state.pace = 0.05  # 50 steps: about 2.6 s, far longer than the wait
-    async with connect(settings) as client:
-        began = time.monotonic()
+    sandbox.state.pace = 0.05  # 50 steps: the turn ends 2.6 s after the start, far later than the wait
+    async with connect(settings, clock=clock) as client:
         result = await start_run(client, {"content": "/steps 50", "waitSeconds": 0.3})
-        elapsed = time.monotonic() - began
 
         structured = result.structured_content
         run_id = structured["run"]["id"]
         assert run_id.startswith("run_")
         assert (structured["terminal"], structured["waitExpired"]) == (False, True)
         assert structured["run"]["status"] == "running"
-        assert 0.3 <= structured["waitedSeconds"] < 0.6 and 0.3 <= elapsed < 1.0  # the wait, then one last poll
+        assert structured["waitedSeconds"] == 0.3  # the wait, then one last poll as it ends
+        assert sum(clock.slept) == pytest.approx(0.3)
         expected_next = f'get_agent_run {{"serverId": "{SERVER_ID}", "resourceRunId": "{run_id}"}}'
         assert structured["next"] == expected_next
         text = text_of(result)
         assert "Still running after waiting" in text
         assert f"Next: {expected_next}" in text.splitlines()
 
-        sandbox.state.pace = 0.001  # the remaining steps now take a few milliseconds
         sandbox.state.clear_requests()
         name, arguments = _parse_next(structured["next"])
         picked_up = await client.call_tool(name, arguments)
