@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import time
-
 import anyio
 import pytest
 from mcp import MCPError
+from mcp.client.client import ConnectMode
 
+from acp_mcp.clock import SystemClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_requests, connect, error_text, finished_run, hanging_run, runs_path, text_of
+from .conftest import (
+    SERVER_ID,
+    api_requests,
+    connect,
+    error_text,
+    finished_run,
+    hanging_run,
+    runs_path,
+    text_of,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -76,34 +86,47 @@ async def test_cancelling_a_finished_run_does_not_advise_cancelling_or_waiting_f
 # -- cancellation of a waiting call --------------------------------------------------------------
 
 
+class ParkingClock(SystemClock):
+    """Real time, except that a wait never ends by itself: a call parks in its wait until it is cancelled."""
+
+    def __init__(self) -> None:
+        self.parked = 0
+        self.ever_parked = False
+
+    async def sleep(self, seconds: float, *, until: anyio.Event | None = None) -> None:
+        self.parked += 1
+        self.ever_parked = True
+        try:
+            await (until.wait() if until is not None else anyio.sleep_forever())
+        finally:
+            self.parked -= 1
+
+
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-@pytest.mark.parametrize("how", ["move_on_after", "read_timeout"])
-async def test_a_cancelled_waiting_call_returns_at_once_stops_polling_and_leaves_the_run_running(
-    settings: Settings, sandbox: RunningSandbox, mode: str, how: str
+@pytest.mark.parametrize("how", ["cancel_scope", "read_timeout"])
+async def test_a_cancelled_waiting_call_ends_its_wait_sends_nothing_more_and_leaves_the_run_running(
+    settings: Settings, sandbox: RunningSandbox, mode: ConnectMode, how: str
 ) -> None:
-    async with connect(settings, mode=mode) as client:
+    clock = ParkingClock()
+    async with connect(settings, mode=mode, clock=clock) as client:
         run_id = await hanging_run(client)
+        sandbox.state.clear_requests()
         arguments = {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 30}
-        began = time.monotonic()
-        if how == "move_on_after":
-            with anyio.move_on_after(0.3) as scope:
-                await client.call_tool("get_agent_run", arguments)
-            assert scope.cancelled_caught
+        if how == "cancel_scope":
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.call_tool, "get_agent_run", arguments)
+                await until(lambda: clock.parked == 1)  # the call fetched the run and waits for its next poll
+                group.cancel_scope.cancel()
         else:
             with pytest.raises(MCPError, match=r"(?i)timed out"):
-                await client.call_tool("get_agent_run", arguments, read_timeout_seconds=0.3)
-        assert time.monotonic() - began < 0.6
+                await client.call_tool("get_agent_run", arguments, read_timeout_seconds=1.0)
+            assert clock.ever_parked
 
-        await anyio.sleep(0.1)  # a poll already on the wire when the call was cancelled may still land
-        after_cancel = len(api_requests(sandbox))
-        await anyio.sleep(0.5)  # the wait policy would poll at least twice in this time
-        assert len(api_requests(sandbox)) == after_cancel
-        polls = [r for r in api_requests(sandbox) if r.path == f"{runs_path()}/{run_id}/events"]
-        assert len(polls) >= 3  # get_agent_run's first fetch, then polls until the cancel
-
+        await until(lambda: clock.parked == 0)  # the server's wait was cancelled with the call
         check = await client.call_tool("get_agent_run", {**arguments, "waitSeconds": 0})
 
+    # The wait never ended by itself, so a poll could only follow a wait the cancel failed to reach.
+    assert [(r.method, r.path) for r in api_requests(sandbox)] == [("GET", f"{runs_path()}/{run_id}/events")] * 2
     assert not check.is_error, text_of(check)
     assert check.structured_content["run"]["status"] == "running"
     assert sandbox.state.get_run(SERVER_ID, run_id).status == "running"
-    assert not any(r.path.endswith("/cancel") for r in api_requests(sandbox))
