@@ -52,8 +52,12 @@ async def test_progress_notifications_reach_the_client_with_the_run_id_status_an
     messages = [m or "" for _, _, m in seen]
     starting = [m for m in messages if m == f"starting a run on server {SERVER_ID}"]  # before the API answers
     assert messages[: len(starting)] == starting
-    assert all(m.startswith((f"run {run_id}: queued", f"run {run_id}: running")) for m in messages[len(starting) :])
-    assert any(m.startswith(f"run {run_id}: running") for m in messages), messages
+    # Then the run as last seen: queued, running and (if a report goes out before the call returns) completed.
+    order = ["queued", "running", "completed"]
+    statuses = [m.removeprefix(f"run {run_id}: ").split(" ")[0] for m in messages[len(starting) :]]
+    assert all(m.startswith(f"run {run_id}: ") for m in messages[len(starting) :]), messages
+    assert set(statuses) <= set(order) and statuses == sorted(statuses, key=order.index), messages
+    assert "running" in statuses, messages
     assert any(" — latest: [user] /steps 5" in m for m in messages), messages
     # total is the wait the caller asked for, and progress counts against it from the start of the call.
     assert {total for _, total, _ in seen} == {5.0}
