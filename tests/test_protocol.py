@@ -110,14 +110,19 @@ async def test_two_streams_on_one_run_share_one_poll_and_leaving_stops_it(settin
         await until(lambda: not server.state.watcher.watched)
 
 
-async def test_an_old_era_session_is_notified_until_the_run_ends_and_can_unsubscribe(settings: Settings) -> None:
+async def test_an_old_era_session_is_notified_until_the_run_ends_and_can_unsubscribe(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
     async with old_era_session(settings) as (server, client, updates):
         run_id, uri = await watchable_run(client)
         other_id, other = await watchable_run(client)
+        sandbox.state.clear_requests()
         await client.subscribe_resource(uri)
         await client.subscribe_resource(other)
         await client.unsubscribe_resource(other)
         assert server.state.watcher.watched == {uri}
+        # The watch's first poll is its baseline: a change before it is the state the subscriber starts from.
+        await until(lambda: any(r.path.endswith(f"{run_id}/events") for r in api_requests(sandbox)))
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": other_id})
         await until(lambda: not server.state.watcher.watched)
