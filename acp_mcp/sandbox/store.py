@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..clock import Clock, SystemClock
+from ..limits import DEFAULT_SANDBOX_PACE
 from .agent import TERMINAL, Beat, EventSpec, Turn, TurnInput, plan_turn
 from .errors import ApiError, JsonObject
 from .faults import ArmedFaults, Fault
@@ -63,7 +64,7 @@ class RecordedRequest:
 class SandboxState:
     """Everything the sandbox knows: key, pace, clock, runs, request log and faults."""
 
-    def __init__(self, api_key: str, pace: float = 0.5, clock: Clock | None = None) -> None:
+    def __init__(self, api_key: str, pace: float = DEFAULT_SANDBOX_PACE, clock: Clock | None = None) -> None:
         self.api_key = api_key
         self._pace = float(pace)
         self._clock: Clock = clock or SystemClock()
