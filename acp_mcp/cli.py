@@ -78,7 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
     """Serve MCP over the configured transport until the client leaves or a signal arrives."""
-    from .server import build_server
+    from .composition import compose
 
     running = None
     if sandbox:
@@ -93,15 +93,15 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
         )
         logger.warning("serving against the local ACP sandbox at %s", running.base_url)
     try:
-        server = build_server(settings)
+        application = compose(settings)
         if settings.transport == "streamable-http":
             from .http_server import serve_http
 
-            anyio.run(serve_http, server, settings)
+            anyio.run(serve_http, application)
         else:
             from .stdio import serve_stdio
 
-            anyio.run(run_until_signalled, lambda: serve_stdio(server))
+            anyio.run(run_until_signalled, lambda: serve_stdio(application.server))
     finally:
         if running is not None:
             running.close()

@@ -9,7 +9,6 @@ never an error the client must handle.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from mcp.types import Completion
@@ -17,23 +16,20 @@ from mcp.types import Completion
 from .limits import COMPLETION_LOOKUP, COMPLETION_VALUES
 from .process_state import ProcessState
 
-logger = logging.getLogger(__name__)
-
 
 async def complete_run_argument(
     state: ProcessState, name: str, prefix: str, chosen: Mapping[str, str] | None
 ) -> Completion:
     """The values of the run template's argument `name` that start with `prefix`."""
-    try:
+    found: tuple[list[str], bool] | None = None
+    with state.boundary.quietly(f"completing {name}"):  # a completion never fails the client: no values instead
         if name == "serverId":
-            candidates, more = await _server_ids(state)
+            found = await _server_ids(state)
         elif name == "resourceRunId":
-            candidates, more = await _run_ids(state, (chosen or {}).get("serverId"))
-        else:
-            return Completion(values=[])
-    except Exception as exc:  # a completion never fails the client: no values instead
-        logger.info("completing %s failed: %s", name, type(exc).__name__)
+            found = await _run_ids(state, (chosen or {}).get("serverId"))
+    if found is None:
         return Completion(values=[])
+    candidates, more = found
     matches = [value for value in dict.fromkeys(candidates) if value.startswith(prefix)]
     return Completion(
         values=matches[:COMPLETION_VALUES],

@@ -24,9 +24,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .composition import Application
 from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
 from .limits import MIN_TOKEN_CHARS
-from .server import ACPServer
 from .shutdown import run_until_signalled
 
 logger = logging.getLogger(__name__)
@@ -262,15 +262,15 @@ def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
     return _Uvicorn(config)
 
 
-async def serve_http(server: ACPServer, settings: Settings) -> None:
+async def serve_http(application: Application) -> None:
     """Serve until SIGTERM/SIGINT, then drain: refuse new requests (503, not ready), end the waits in
     flight early with their normal result, let the API requests in flight finish, and exit when nothing
     is left or after ``drain_seconds``, cancelling what remains. A second signal exits at once."""
+    server, settings = application.server, application.state.settings
     check_exposure(settings)
     sock = listen(settings.host, settings.port)
     app = http_app(server, settings)
     web = _web_server(app, settings)
-    stop_waits = server.state.service.stop_waits = anyio.Event()
     async with anyio.create_task_group() as group:
         # The session manager is entered here, not in uvicorn's lifespan, so that on a signal the
         # requests and sessions end first and uvicorn's graceful shutdown has nothing left to wait for.
@@ -290,7 +290,7 @@ async def serve_http(server: ACPServer, settings: Settings) -> None:
             async def drain() -> None:
                 logger.warning("draining: %d request(s) in flight, at most %gs", app.in_flight, settings.drain_seconds)
                 app.draining = True
-                stop_waits.set()
+                application.stop_waits.set()
                 with anyio.move_on_after(settings.drain_seconds):
                     await app.idle.wait()
                 stop()

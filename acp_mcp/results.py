@@ -32,7 +32,8 @@ from .limits import (
     TEXT_OUTPUT_CHARS,
 )
 from .models import Event, EventFields, Run, RunEnvelope, RunFields, RunList
-from .text import call_hint, clip, preview, run_uri
+from .text import call_hint, clip, preview
+from .uris import run_uri
 
 Outcome = Literal["started", "accepted", "continued", "fetched", "cancelled"]
 

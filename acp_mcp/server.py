@@ -1,20 +1,24 @@
-"""Wires the tools and the run resource into an `MCPServer`."""
+"""The MCP surface: the tools, the run resource, its completions and subscriptions, on an `MCPServer`.
+
+`ACPServer` is handed finished parts (the process state, the tools to offer and to refuse, the
+extensions, the subscription bus) by `composition.compose` and wires them in its constructor.
+"""
 
 from __future__ import annotations
 
 import base64
 import inspect
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp.server.caching import CacheableMethod, CacheHint
+from mcp.server.extension import Extension
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -30,23 +34,16 @@ from mcp.types import (
     ResourceTemplateReference,
 )
 from mcp.types import Tool as MCPTool
-from pydantic import ValidationError
 
 from . import __version__
-from .clock import Clock
 from .completions import complete_run_argument
-from .config import Settings
-from .errors import ACPError, InvalidArgumentError, NotFoundError
 from .limits import LIST_TTL_MS
-from .messages import UNEXPECTED, invalid_arguments, read_only_refusal, safe_message
+from .messages import read_only_refusal
 from .process_state import ProcessState
 from .schemas import input_schema, output_schema
 from .subscriptions import serve_subscriptions
-from .tasks import RunTasks
-from .tools import TOOLS
-from .waiting import PollPolicy
-
-logger = logging.getLogger(__name__)
+from .tools import ToolSpec
+from .uris import RUN_TEMPLATE
 
 INSTRUCTIONS = """\
 Drives agent runs on the Computer Agents platform (ACP API). Typical flow: start_agent_run with the
@@ -55,7 +52,6 @@ run.output -> continue_agent_run to send a follow-up -> cancel_agent_run only to
 Calls wait a bounded time and never lose the run id; results are trimmed, with the full run
 available as the resource in resourceUri."""
 
-RUN_RESOURCE = "acp://servers/{serverId}/runs/{resourceRunId}"
 UNCHANGING_LISTS: tuple[CacheableMethod, ...] = (
     "server/discover",
     "tools/list",
@@ -73,14 +69,42 @@ ICON = Icon(
 class ACPServer(MCPServer):
     """`MCPServer` with the tool contract as clients need it.
 
-    Refuses the tools read-only mode leaves out, answers arguments that do not fit a tool's
-    parameters with a message naming each field and its limit (not the validator's dump), and lists
-    the tools with schemas shaped by `schemas` (computed once: the tools never change).
+    Offers `tools` and refuses `refused` by name (read-only mode), turns every failure of a tool into
+    a tool error through the state's `Boundary`, and lists the tools with schemas shaped by `schemas`
+    (computed once: the tools never change).
     """
 
-    state: ProcessState
-    refused_tools: frozenset[str] = frozenset()
-    _listed: list[MCPTool] | None = None
+    def __init__(
+        self,
+        state: ProcessState,
+        *,
+        tools: Sequence[ToolSpec],
+        refused: Sequence[ToolSpec] = (),
+        extensions: Sequence[Extension] = (),
+        bus: InMemorySubscriptionBus,
+    ) -> None:
+        super().__init__(
+            "acp-mcp",
+            title="Computer Agents runs",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            lifespan=_lifespan(state),
+            log_level=state.settings.log_level,
+            icons=[ICON],
+            cache_hints=dict.fromkeys(UNCHANGING_LISTS, CacheHint(ttl_ms=LIST_TTL_MS, scope="public")),
+            subscriptions=bus,
+            extensions=list(extensions),
+        )
+        self.state = state
+        self.refused_tools = frozenset(spec.name for spec in refused)
+        self._listed: list[MCPTool] | None = None
+        for spec in tools:
+            description = tool_description(spec.fn)
+            self.add_tool(
+                spec.fn, name=spec.name, title=spec.title, description=description, annotations=spec.annotations
+            )
+        _add_run_resource(self, state)
+        serve_subscriptions(self.lowlevel, bus, state.watcher, state.boundary, sessions=not state.settings.stateless)
 
     @property
     def lowlevel(self) -> Server[Any]:
@@ -92,13 +116,8 @@ class ACPServer(MCPServer):
     ) -> CallToolResult | InputRequiredResult:
         if name in self.refused_tools:
             raise ToolError(read_only_refusal(name))
-        try:
+        with self.state.boundary.tool_call(name):
             return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            if not isinstance(exc.__cause__, ValidationError):
-                raise
-            errors = exc.__cause__.errors(include_url=False)
-            raise ToolError(f"Error executing tool {name}: {invalid_arguments(name, errors)}") from None
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
@@ -129,10 +148,8 @@ def tool_description(fn: Any) -> str:
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
-def build_server(settings: Settings, *, policy: PollPolicy | None = None, clock: Clock | None = None) -> ACPServer:
-    """An MCP server exposing the run tools and the run resource for `settings`."""
-    state = ProcessState.create(settings, policy, clock)
-    bus = InMemorySubscriptionBus()
+def _lifespan(state: ProcessState) -> Any:
+    """Watches run while the server runs; the API client's pool closes after (it reopens if the server runs again)."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ProcessState]:
@@ -142,62 +159,24 @@ def build_server(settings: Settings, *, policy: PollPolicy | None = None, clock:
                 yield state
             finally:
                 watches.cancel_scope.cancel()
-                await state.client.aclose()  # the pool reopens if the server runs again
+                await state.client.aclose()
 
-    server = ACPServer(
-        "acp-mcp",
-        title="Computer Agents runs",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        lifespan=lifespan,
-        log_level=settings.log_level,
-        icons=[ICON],
-        cache_hints=dict.fromkeys(UNCHANGING_LISTS, CacheHint(ttl_ms=LIST_TTL_MS, scope="public")),
-        subscriptions=bus,
-        extensions=[RunTasks(state)],
-    )
-    server.state = state
-    serve_subscriptions(server.lowlevel, bus, state.watcher, sessions=not settings.stateless)
-    _add_tools(server, settings)
-    _add_run_resource(server, state)
-    return server
-
-
-def _add_tools(server: ACPServer, settings: Settings) -> None:
-    """The tools `settings` allow (the read-only ones only, in read-only mode); the rest are refused by name."""
-    offered = [spec for spec in TOOLS if spec.read_only or not settings.read_only]
-    server.refused_tools = frozenset(spec.fn.__name__ for spec in TOOLS if spec not in offered)
-    for spec in offered:
-        server.add_tool(
-            spec.fn,
-            name=spec.fn.__name__,
-            title=spec.title,
-            description=tool_description(spec.fn),
-            annotations=spec.annotations,
-        )
+    return lifespan
 
 
 def _add_run_resource(server: ACPServer, state: ProcessState) -> None:
     """The run resource template and the completions of its two ids."""
-    settings = state.settings
 
     @server.resource(
-        RUN_RESOURCE,
+        RUN_TEMPLATE,
         name="agent-run",
         title="Agent run with all events",
         description="A run and every one of its events, as the ACP API returns them (JSON).",
         mime_type="application/json",
     )
     async def agent_run(serverId: str, resourceRunId: str) -> str:
-        try:
+        with state.boundary.resource_read(f"run {resourceRunId}"):
             return await state.service.full_run(serverId, resourceRunId)
-        except (NotFoundError, InvalidArgumentError) as exc:  # the caller's mistake: -32602, with the URI
-            raise ResourceNotFoundError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
-        except ACPError as exc:
-            raise ResourceError(safe_message(exc, base_url=settings.base_url, redact=state.redact)) from None
-        except Exception:
-            logger.exception("reading run %s failed unexpectedly", resourceRunId)
-            raise ResourceError(UNEXPECTED) from None
 
     # mcp 2.3 leaves `completion()` untyped
     @server.completion()  # type: ignore[no-untyped-call,untyped-decorator]
@@ -206,6 +185,6 @@ def _add_run_resource(server: ACPServer, state: ProcessState) -> None:
         argument: CompletionArgument,
         context: CompletionContext | None,
     ) -> Completion | None:
-        if not (isinstance(ref, ResourceTemplateReference) and ref.uri == RUN_RESOURCE):
+        if not (isinstance(ref, ResourceTemplateReference) and ref.uri == RUN_TEMPLATE):
             return None
         return await complete_run_argument(state, argument.name, argument.value, context.arguments if context else None)

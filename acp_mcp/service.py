@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,20 +92,30 @@ class CallBudget:
         """How long a sync request was given, in seconds."""
         return self.wait if self.wait > 0 else self.request_timeout
 
+    def at_once(self) -> CallBudget:
+        """This budget without its wait: the call returns as soon as its run exists."""
+        return replace(self, wait=0.0)
+
 
 class RunService:
     """Start, continue, get, list and cancel connected agent-runtime runs."""
 
     def __init__(
-        self, client: ACPClient, settings: Settings, policy: PollPolicy | None = None, clock: Clock | None = None
+        self,
+        client: ACPClient,
+        settings: Settings,
+        policy: PollPolicy | None = None,
+        clock: Clock | None = None,
+        *,
+        stop_waits: anyio.Event | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.policy = policy or PollPolicy()
         self.clock = clock or SystemClock()
         self.abandoned = AbandonedStarts(clock=self.clock.now)
-        self.stop_waits: anyio.Event | None = None
-        """Set when the HTTP server drains: every wait ends at its next poll (made by `serve_http`; None on stdio)."""
+        self.stop_waits = stop_waits
+        """Set when the HTTP server drains: every wait ends at its next poll (never set on stdio)."""
 
     def server_id(self, given: str | None) -> str:
         """The call's serverId, or the configured default (`arguments.server_id`)."""

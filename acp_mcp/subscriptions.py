@@ -16,9 +16,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
-from mcp.shared.exceptions import MCPError
 from mcp.types import (
-    INVALID_PARAMS,
     DiscoverResult,
     EmptyResult,
     RequestParams,
@@ -29,22 +27,25 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .watching import Notify, RunWatcher, Subscriber, TooManySubscriptions
+from .boundary import Boundary
+from .watching import Notify, RunWatcher, Subscriber
 
 
 class RunListenHandler(ListenHandler):
     """``subscriptions/listen``: the SDK's stream, with its run URIs watched while it lasts."""
 
-    def __init__(self, bus: InMemorySubscriptionBus, watcher: RunWatcher) -> None:
+    def __init__(self, bus: InMemorySubscriptionBus, watcher: RunWatcher, boundary: Boundary) -> None:
         super().__init__(bus)
         self.bus = bus
         self.watcher = watcher
+        self.boundary = boundary
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
         subscriber = Subscriber(self.publish)
-        _watch(self.watcher, subscriber, list(params.notifications.resource_subscriptions or ()))
+        with self.boundary.request("subscriptions/listen"):
+            self.watcher.watch(subscriber, list(params.notifications.resource_subscriptions or ()))
         try:
             return await super().__call__(ctx, params)
         finally:
@@ -58,8 +59,9 @@ class RunListenHandler(ListenHandler):
 class SessionSubscriptions:
     """``resources/subscribe`` / ``resources/unsubscribe``: one subscriber per 2025-11-25 connection."""
 
-    def __init__(self, watcher: RunWatcher) -> None:
+    def __init__(self, watcher: RunWatcher, boundary: Boundary) -> None:
         self.watcher = watcher
+        self.boundary = boundary
         self._subscribers: weakref.WeakKeyDictionary[Connection, Subscriber] = weakref.WeakKeyDictionary()
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
@@ -67,7 +69,8 @@ class SessionSubscriptions:
         subscriber = self._subscribers.get(connection)
         if subscriber is None:
             subscriber = self._subscribers[connection] = Subscriber(_notifier(connection))
-        _watch(self.watcher, subscriber, [str(params.uri)])
+        with self.boundary.request("resources/subscribe"):
+            self.watcher.watch(subscriber, [str(params.uri)])
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
@@ -97,20 +100,14 @@ def _connection(session: ServerSession) -> Connection:
     return connection
 
 
-def _watch(watcher: RunWatcher, subscriber: Subscriber, uris: list[str]) -> None:
-    try:
-        watcher.watch(subscriber, uris)
-    except TooManySubscriptions as exc:
-        raise MCPError(INVALID_PARAMS, str(exc)) from None
-
-
 def serve_subscriptions(
-    server: Server[Any], bus: InMemorySubscriptionBus, watcher: RunWatcher, *, sessions: bool
+    server: Server[Any], bus: InMemorySubscriptionBus, watcher: RunWatcher, boundary: Boundary, *, sessions: bool
 ) -> None:
     """Register the subscription methods on `server` and the honest ``server/discover``."""
-    server.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, RunListenHandler(bus, watcher))
+    listen = RunListenHandler(bus, watcher, boundary)
+    server.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listen)
     if sessions:
-        legacy = SessionSubscriptions(watcher)
+        legacy = SessionSubscriptions(watcher, boundary)
         server.add_request_handler("resources/subscribe", SubscribeRequestParams, legacy.subscribe)
         server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, legacy.unsubscribe)
 

@@ -3,9 +3,10 @@
 When a request declares the extension (2026-07-28 wire, per-request client capabilities), a
 ``start_agent_run`` or ``continue_agent_run`` call that would wait for its run (``waitSeconds``
 omitted or above 0) returns a task as soon as the run exists on the platform, instead of waiting:
-the tool runs with ``waitSeconds: 0`` and its answer becomes a ``CreateTaskResult``. A call with
-``waitSeconds: 0`` returns at once anyway and stays ordinary, as does a call that fails before a run
-exists. Every other call, and every client that does not declare the extension, is untouched.
+the tool runs as usual on a `TaskCallContext`, returns once the run exists and leaves its
+`RunResult` there, which becomes a ``CreateTaskResult``. A call with ``waitSeconds: 0`` returns at
+once anyway and stays ordinary, as does a call that fails before a run exists. Every other call, and
+every client that does not declare the extension, is untouched.
 
 A task is its run: nothing is stored here. The task id carries the server id, the run id and what
 the starting call knew (its outcome, HTTP status, ``maxEvents`` and the task's creation time),
@@ -37,18 +38,17 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import require_client_extension
 from mcp.shared.exceptions import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, CallToolResult, RequestParams
+from mcp.types import INVALID_PARAMS, CallToolRequestParams, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
-from . import arguments
-from .errors import ACPError, ConflictError, NotFoundError
-from .limits import DEFAULT_MAX_EVENTS, FIELD_CHARS, MAX_TASK_ID_CHARS, MAX_WAIT_SECONDS
-from .messages import TASK_NOT_FOUND, UNEXPECTED, read_only_refusal, safe_message, task_status
+from .errors import ConflictError
+from .limits import FIELD_CHARS, MAX_TASK_ID_CHARS
+from .messages import TASK_NOT_FOUND, read_only_refusal, task_status
 from .process_state import ProcessState
 from .results import Outcome, RunResult
 from .text import clip
-from .tools import tool_result
+from .tools import TaskCallContext, tool_result
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,9 @@ class RunTasks(Extension):
 
     identifier = EXTENSION_ID
 
-    def __init__(self, state: ProcessState) -> None:
+    def __init__(self, state: ProcessState, ids: TaskIds) -> None:
         self.state = state
-        key = state.settings.api_key
-        self.ids = TaskIds(key.get_secret_value() if key is not None else None)
+        self.ids = ids
 
     def methods(self) -> Sequence[MethodBinding]:
         # the extension exists on the 2026-07-28 wire only: a 2025-11-25 client gets "Method not found"
@@ -156,25 +155,22 @@ class RunTasks(Extension):
     async def intercept_tool_call(
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        if params.name not in TASK_TOOLS or not declares_tasks(ctx) or not self._would_wait(params.arguments or {}):
+        if params.name not in TASK_TOOLS or not declares_tasks(ctx):
             return await call_next(ctx)
-        created_ms = int(self.state.clock.wall() * 1000)
-        # the tool itself runs (same validation, same request to the API), returning once the run exists
-        params.arguments = {**(params.arguments or {}), "waitSeconds": 0}
-        answer = await call_next(ctx)
-        if not isinstance(answer, CallToolResult) or answer.is_error or not answer.structured_content:
+        call = TaskCallContext.of(ctx)
+        answer = await call_next(call)
+        if call.started is None:  # it did not wait (waitSeconds 0) or failed: an ordinary result
             return answer
-        result = RunResult.model_validate(answer.structured_content)
+        budget, result = call.started
         if result.run is None or not result.run.id:
             return answer
-        max_events = params.arguments.get("maxEvents")
         ref = TaskRef(
             result.serverId,
             result.run.id,
             result.outcome,
             result.httpStatus,
-            DEFAULT_MAX_EVENTS if max_events is None else int(float(max_events)),  # the tool accepted it
-            created_ms,
+            budget.max_events,
+            int(budget.began_wall * 1000),
         )
         logger.info("%s on run %s became a task", params.name, ref.run_id)
         return {"resultType": "task", **self._task(ref, result)}
@@ -185,13 +181,8 @@ class RunTasks(Extension):
         ref = self._ref(params.task_id)
         service = self.state.service
         call = service.budget(ref.server_id, 0, max_events=ref.max_events)
-        try:
+        with self.state.boundary.request("tasks/get", not_found=TASK_NOT_FOUND):
             result = await service.get(call, ref.run_id, outcome=ref.outcome, http_status=ref.http_status)
-        except ACPError as exc:
-            raise self._lookup_error(exc) from None
-        except Exception:
-            logger.exception("tasks/get failed unexpectedly")
-            raise MCPError(INTERNAL_ERROR, UNEXPECTED) from None
         task = {"resultType": "complete", **self._task(ref, result)}
         if task["status"] == "completed":
             answer = tool_result(result, links=self.state.settings.resource_links)
@@ -213,45 +204,18 @@ class RunTasks(Extension):
         ref = self._ref(params.task_id)
         if self.state.settings.read_only:
             raise MCPError(INVALID_PARAMS, read_only_refusal("tasks/cancel"))
-        try:
-            await self.state.service.cancel(ref.server_id, ref.run_id)
-        except ConflictError:
-            logger.info("tasks/cancel: run %s had already finished", ref.run_id)
-        except ACPError as exc:
-            raise self._lookup_error(exc) from None
-        except Exception:
-            logger.exception("tasks/cancel failed unexpectedly")
-            raise MCPError(INTERNAL_ERROR, UNEXPECTED) from None
+        with self.state.boundary.request("tasks/cancel", not_found=TASK_NOT_FOUND):
+            try:
+                await self.state.service.cancel(ref.server_id, ref.run_id)
+            except ConflictError:
+                logger.info("tasks/cancel: run %s had already finished", ref.run_id)
         return {"resultType": "complete"}
-
-    def _would_wait(self, call_arguments: dict[str, Any]) -> bool:
-        """True when the call would wait for its run: a valid ``waitSeconds`` (or the default) above 0.
-
-        ``waitSeconds: 0`` returns at once anyway, so it stays an ordinary call; an invalid value does
-        too, so the tool reports it.
-        """
-        given = call_arguments.get("waitSeconds")
-        try:
-            wait = None if given is None or isinstance(given, bool) else float(given)  # as the tool reads it
-        except (TypeError, ValueError):
-            return False
-        if (wait is None and given is not None) or (wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS):
-            return False
-        return arguments.wait_seconds(wait, self.state.settings.wait_seconds) > 0
 
     def _ref(self, task_id: str) -> TaskRef:
         ref = self.ids.read(task_id)
         if ref is None:
             raise MCPError(INVALID_PARAMS, TASK_NOT_FOUND)
         return ref
-
-    def _lookup_error(self, exc: ACPError) -> MCPError:
-        """A run that is gone is a task not found; any other failure reaching the API is an internal error."""
-        if isinstance(exc, NotFoundError):
-            return MCPError(INVALID_PARAMS, TASK_NOT_FOUND)
-        logger.warning("task lookup failed: %s", exc)
-        settings = self.state.settings
-        return MCPError(INTERNAL_ERROR, safe_message(exc, base_url=settings.base_url, redact=self.state.redact))
 
     def _task(self, ref: TaskRef, result: RunResult) -> dict[str, Any]:
         """The ``Task`` fields for `ref` with its run as `result` shows it."""

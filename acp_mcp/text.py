@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 
 def clip(text: str | None, limit: int) -> str | None:
@@ -23,8 +22,3 @@ def preview(text: str | None, limit: int) -> str:
 def call_hint(tool: str, **arguments: Any) -> str:
     """An exact tool call, written the way a model would make it."""
     return f"{tool} {json.dumps({k: v for k, v in arguments.items() if v is not None})}"
-
-
-def run_uri(server_id: str, run_id: str) -> str:
-    """The resource URI of a run's full JSON."""
-    return f"acp://servers/{quote(server_id, safe='')}/runs/{quote(run_id, safe='')}"

@@ -1,25 +1,23 @@
 """The MCP tools: their contracts (names, parameters, annotations, descriptions) and nothing more.
 
-Each tool reads its arguments, calls `RunService`, and returns the shaped result. `_boundary` is
-the one place where failures become tool errors: `ACPError`s get the message `messages.py`
-writes, anything else a generic message and a logged traceback.
+Each tool reads its arguments, calls `RunService`, and returns the shaped result; what it raises
+becomes a tool error in `boundary` (wired by `ACPServer.call_tool`). A start or continue that the
+tasks extension takes as a task (`TaskCallContext`) returns once its run exists and leaves its
+budget and `RunResult` on that context, for the extension to turn into a task.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
 
 from . import arguments
-from .errors import ACPError
 from .limits import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_WAIT_SECONDS,
@@ -31,7 +29,6 @@ from .limits import (
     MAX_TITLE_CHARS,
     MAX_WAIT_SECONDS,
 )
-from .messages import UNEXPECTED, safe_message
 from .process_state import ProcessState
 from .results import (
     RunListResult,
@@ -39,9 +36,7 @@ from .results import (
     render_list,
 )
 from .schemas import nullable
-from .service import RunService
-
-logger = logging.getLogger(__name__)
+from .service import CallBudget, RunService
 
 if TYPE_CHECKING:
     OptionalText = str | None
@@ -143,31 +138,11 @@ Limit = Annotated[
 RunToolResult = Annotated[CallToolResult, RunResult]
 ListToolResult = Annotated[CallToolResult, RunListResult]
 
-P = ParamSpec("P")
-
 
 def _state(ctx: Context[Any, Any]) -> ProcessState:
     state = ctx.request_context.lifespan_context
     assert isinstance(state, ProcessState)
     return state
-
-
-def _boundary(fn: Callable[P, Awaitable[CallToolResult]]) -> Callable[P, Awaitable[CallToolResult]]:
-    """Turn every failure of `fn` into a tool error the model can act on."""
-
-    @functools.wraps(fn)
-    async def tool(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
-        state = _state(kwargs["ctx"])  # type: ignore[arg-type]
-        try:
-            return await fn(*args, **kwargs)
-        except ACPError as exc:
-            logger.info("%s failed: %s", fn.__name__, exc)
-            raise ToolError(safe_message(exc, base_url=state.settings.base_url, redact=state.redact)) from None
-        except Exception:
-            logger.exception("%s failed unexpectedly", fn.__name__)
-            raise ToolError(UNEXPECTED) from None
-
-    return tool
 
 
 def _progress(ctx: Context[Any, Any]) -> Callable[[float, float, str], Awaitable[None]]:
@@ -209,7 +184,35 @@ def _answer(ctx: Context[Any, Any], structured: RunResult | RunListResult) -> Ca
     return tool_result(structured, links=_state(ctx).settings.resource_links)
 
 
-@_boundary
+@dataclass(kw_only=True)
+class TaskCallContext(ServerRequestContext[Any, Any]):
+    """The request context of a ``tools/call`` the tasks extension takes as a task, if it would wait.
+
+    The tool then returns as soon as its run exists and sets `started` to its budget and result.
+    """
+
+    started: tuple[CallBudget, RunResult] | None = None
+
+    @classmethod
+    def of(cls, ctx: ServerRequestContext[Any, Any]) -> TaskCallContext:
+        """`ctx`, marked as a task call."""
+        return cls(**{f.name: getattr(ctx, f.name) for f in fields(ServerRequestContext)})
+
+
+async def _run_call(
+    ctx: Context[Any, Any], call: CallBudget, enter: Callable[[CallBudget], Awaitable[RunResult]]
+) -> CallToolResult:
+    """`enter` the run within `call`; as a task, a call that would wait returns once the run exists."""
+    request = ctx.request_context
+    if isinstance(request, TaskCallContext) and call.wait > 0:
+        call = call.at_once()
+        result = await enter(call)
+        request.started = (call, result)
+    else:
+        result = await enter(call)
+    return _answer(ctx, result)
+
+
 async def start_agent_run(
     ctx: Context[Any, Any],
     serverId: ServerId = None,
@@ -232,10 +235,9 @@ async def start_agent_run(
     service = _service(ctx)
     body = arguments.run_body(content=content, prompt=prompt, title=title, mode=mode, metadata=metadata)
     call = service.budget(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
-    return _answer(ctx, await service.start(call, body))
+    return await _run_call(ctx, call, lambda budget: service.start(budget, body))
 
 
-@_boundary
 async def continue_agent_run(
     ctx: Context[Any, Any],
     resourceRunId: RunId,
@@ -257,10 +259,9 @@ async def continue_agent_run(
     service = _service(ctx)
     body = arguments.run_body(content=content, prompt=prompt, mode=mode, metadata=metadata)
     call = service.budget(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
-    return _answer(ctx, await service.continue_run(call, resourceRunId, body))
+    return await _run_call(ctx, call, lambda budget: service.continue_run(budget, resourceRunId, body))
 
 
-@_boundary
 async def get_agent_run(
     ctx: Context[Any, Any],
     resourceRunId: RunId,
@@ -281,7 +282,6 @@ async def get_agent_run(
     return _answer(ctx, await service.get(call, resourceRunId))
 
 
-@_boundary
 async def list_agent_runs(ctx: Context[Any, Any], serverId: ServerId = None, limit: Limit = None) -> ListToolResult:
     """List a server's recent agent runs, newest first, with their ids, statuses and titles.
 
@@ -292,7 +292,6 @@ async def list_agent_runs(ctx: Context[Any, Any], serverId: ServerId = None, lim
     return _answer(ctx, await service.list_runs(service.server_id(serverId), limit))
 
 
-@_boundary
 async def cancel_agent_run(ctx: Context[Any, Any], resourceRunId: RunId, serverId: ServerId = None) -> RunToolResult:
     """Cancel a queued or running run; the agent stops and the run ends with status "cancelled".
 
@@ -310,6 +309,11 @@ class ToolSpec:
     fn: Callable[..., Awaitable[CallToolResult]]
     title: str
     annotations: ToolAnnotations
+
+    @property
+    def name(self) -> str:
+        """The tool's name: its function's."""
+        return self.fn.__name__
 
     @property
     def read_only(self) -> bool:

@@ -12,10 +12,8 @@ cannot be notified any more (a client gone) is dropped, and with the last subscr
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 import anyio
 from anyio.abc import TaskGroup
@@ -24,11 +22,10 @@ from .client import ACPClient
 from .clock import Clock, SystemClock
 from .errors import ACPError, NotFoundError
 from .limits import MAX_RUNS_PER_SUBSCRIBER
+from .uris import parse_run_uri
 from .waiting import PollPolicy
 
 logger = logging.getLogger(__name__)
-
-RUN_URI = re.compile(r"acp://servers/(?P<server>[^/]+)/runs/(?P<run>[^/]+)")
 
 Notify = Callable[[str], Awaitable[None]]
 """Tells one subscriber (or, on 2026-07-28, every listen stream) that the resource at a URI changed."""
@@ -76,7 +73,7 @@ class RunWatcher:
 
     def watch(self, subscriber: Subscriber, uris: list[str]) -> None:
         """Add `uris` to what `subscriber` watches; URIs that are not runs are accepted and never change."""
-        runs = [uri for uri in dict.fromkeys(uris) if RUN_URI.fullmatch(uri) and uri not in subscriber.uris]
+        runs = [uri for uri in dict.fromkeys(uris) if parse_run_uri(uri) and uri not in subscriber.uris]
         if len(subscriber.uris) + len(runs) > MAX_RUNS_PER_SUBSCRIBER:
             raise TooManySubscriptions(
                 f"at most {MAX_RUNS_PER_SUBSCRIBER} runs can be watched at once per session; unsubscribe from a "
@@ -111,9 +108,9 @@ class RunWatcher:
             del self._watches[uri]
 
     async def _poll(self, uri: str, watch: _Watch) -> None:
-        match = RUN_URI.fullmatch(uri)
-        assert match is not None
-        server_id, run_id = unquote(match["server"]), unquote(match["run"])
+        ids = parse_run_uri(uri)
+        assert ids is not None
+        server_id, run_id = ids
         with watch.scope:
             last: tuple[str | None, int] | None = None
             intervals = self.policy.intervals()

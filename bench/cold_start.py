@@ -78,10 +78,10 @@ import httpx2
 t1 = time.perf_counter()
 import bench.thin_proxy
 t2 = time.perf_counter()
-import acp_mcp.cli, acp_mcp.server
+import acp_mcp.cli, acp_mcp.composition
 from acp_mcp.config import Settings
 t3 = time.perf_counter()
-acp_mcp.server.build_server(Settings())
+acp_mcp.composition.compose(Settings())
 t4 = time.perf_counter()
 from pydantic import TypeAdapter
 from mcp.server.mcpserver.utilities.func_metadata import StrictJsonSchema

@@ -28,10 +28,10 @@ async def listed_tools() -> list[dict[str, str]]:
     """Name and description of every tool the server lists (all five: read-only mode off)."""
     from mcp import Client
 
+    from acp_mcp.composition import compose
     from acp_mcp.config import Settings
-    from acp_mcp.server import build_server
 
-    async with Client(build_server(Settings())) as client:
+    async with Client(compose(Settings()).server) as client:
         tools = (await client.list_tools()).tools
     return [{"name": tool.name, "description": tool.description or ""} for tool in tools]
 

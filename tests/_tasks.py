@@ -25,9 +25,9 @@ from mcp.types import (
 )
 from pydantic import ConfigDict
 
+from acp_mcp.composition import compose
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
-from acp_mcp.server import build_server
 from acp_mcp.tasks import EXTENSION_ID, TaskIds, TaskRef
 
 from .conftest import FAST_POLLS, SERVER_ID, api_requests
@@ -87,7 +87,7 @@ class Tasks:
 async def tasks_client(settings: Settings, *, declare: bool = True, mode: ConnectMode = "auto") -> AsyncIterator[Tasks]:
     """A client of a server built from `settings` that declares the extension (unless `declare` is False)."""
     extensions = [advertise(EXTENSION_ID)] if declare else []
-    server = build_server(settings, policy=FAST_POLLS)
+    server = compose(settings, policy=FAST_POLLS).server
     async with Client(server, mode=mode, extensions=extensions) as client:
         yield Tasks(client)
 

@@ -22,9 +22,9 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from acp_mcp.clock import Clock, SystemClock, VirtualClock
+from acp_mcp.composition import compose
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RecordedRequest, RunningSandbox, SandboxState, serve_in_thread
-from acp_mcp.server import build_server
 from acp_mcp.waiting import PollPolicy
 
 API_KEY = "tb_test_key_0123456789abcdef"
@@ -90,7 +90,7 @@ async def connect(
 ) -> AsyncIterator[Client]:
     """An MCP client connected in-process to a server built from `settings` (on `clock`, if given: its
     retries, Retry-After waits, wait loop and deadlines then run on it)."""
-    async with Client(build_server(settings, policy=policy, clock=clock), mode=mode) as client:
+    async with Client(compose(settings, policy=policy, clock=clock).server, mode=mode) as client:
         yield client
 
 

@@ -18,6 +18,7 @@ import pytest
 from mcp import Client
 
 from acp_mcp import __version__
+from acp_mcp.composition import compose
 from acp_mcp.config import (
     BASE_URL_VARIABLES,
     DEFAULT_BASE_URL,
@@ -27,7 +28,6 @@ from acp_mcp.config import (
     parse_bool,
     settings_fields,
 )
-from acp_mcp.server import build_server
 
 from ._tooling import ROOT, node_env, node_tool, python_env
 
@@ -48,7 +48,7 @@ NPM_PINS = {
 
 @pytest.mark.anyio
 async def test_manifest_lists_every_tool_with_the_description_the_server_gives() -> None:
-    async with Client(build_server(Settings())) as client:
+    async with Client(compose(Settings()).server) as client:
         tools = [{"name": t.name, "description": t.description} for t in (await client.list_tools()).tools]
     assert MANIFEST["tools"] == tools, "stale manifest.json tools: run `python scripts/sync_metadata.py`"
     assert MANIFEST["tools_generated"] is False

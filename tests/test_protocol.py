@@ -18,10 +18,10 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp.types import INVALID_PARAMS, ResourceTemplateReference, ResourceUpdatedNotification
 
+from acp_mcp.composition import Application, compose
 from acp_mcp.config import Settings
 from acp_mcp.limits import MAX_RUNS_PER_SUBSCRIBER
 from acp_mcp.sandbox import SANDBOX_SERVER_ID, Fault, RunningSandbox
-from acp_mcp.server import ACPServer, build_server
 
 from .conftest import FAST_POLLS, SERVER_ID, api_requests, hanging_run, start_run, until
 
@@ -32,14 +32,14 @@ TEMPLATE = ResourceTemplateReference(type="ref/resource", uri="acp://servers/{se
 
 
 @asynccontextmanager
-async def served(settings: Settings, mode: ConnectMode, **client: Any) -> AsyncIterator[tuple[ACPServer, Client]]:
-    server = build_server(settings, policy=FAST_POLLS)
-    async with Client(server, mode=mode, **client) as connected:
-        yield server, connected
+async def served(settings: Settings, mode: ConnectMode, **client: Any) -> AsyncIterator[tuple[Application, Client]]:
+    application = compose(settings, policy=FAST_POLLS)
+    async with Client(application.server, mode=mode, **client) as connected:
+        yield application, connected
 
 
 @asynccontextmanager
-async def old_era_session(settings: Settings) -> AsyncIterator[tuple[ACPServer, Client, list[str]]]:
+async def old_era_session(settings: Settings) -> AsyncIterator[tuple[Application, Client, list[str]]]:
     """A 2025-11-25 session that records the URIs of the resource updates it hears (its deprecated
     subscribe methods allowed: this era is tested on purpose)."""
     updates: list[str] = []
@@ -50,8 +50,8 @@ async def old_era_session(settings: Settings) -> AsyncIterator[tuple[ACPServer, 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCPDeprecationWarning)
-        async with served(settings, "legacy", message_handler=on_message) as (server, client):
-            yield server, client, updates
+        async with served(settings, "legacy", message_handler=on_message) as (application, client):
+            yield application, client, updates
 
 
 async def watchable_run(client: Client) -> tuple[str, str]:
@@ -88,61 +88,61 @@ async def test_without_sessions_the_old_era_claims_no_subscriptions(settings: Se
 async def test_a_listen_stream_hears_a_watched_run_change_and_the_watch_ends_with_the_run(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
-    async with served(settings, "auto") as (server, client):
+    async with served(settings, "auto") as (application, client):
         run_id, uri = await watchable_run(client)
         async with client.listen(resource_subscriptions=[uri]) as stream:
             await until(lambda: any(r.path.endswith(f"{run_id}/events") for r in api_requests(sandbox)[1:]))
-            assert server.state.watcher.watched == {uri}
+            assert application.state.watcher.watched == {uri}
             await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
             with anyio.fail_after(5):
                 event = await anext(aiter(stream))
             assert isinstance(event, ResourceUpdated) and event.uri == uri
-            await until(lambda: not server.state.watcher.watched)
+            await until(lambda: not application.state.watcher.watched)
 
 
 async def test_two_streams_on_one_run_share_one_poll_and_leaving_stops_it(settings: Settings) -> None:
-    async with served(settings, "auto") as (server, client):
+    async with served(settings, "auto") as (application, client):
         _, uri = await watchable_run(client)
         async with client.listen(resource_subscriptions=[uri]), client.listen(resource_subscriptions=[uri]):
-            assert server.state.watcher.watched == {uri}
-            (watch,) = server.state.watcher._watches.values()
+            assert application.state.watcher.watched == {uri}
+            (watch,) = application.state.watcher._watches.values()
             assert len(watch.subscribers) == 2
-        await until(lambda: not server.state.watcher.watched)
+        await until(lambda: not application.state.watcher.watched)
 
 
 async def test_an_old_era_session_is_notified_until_the_run_ends_and_can_unsubscribe(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
-    async with old_era_session(settings) as (server, client, updates):
+    async with old_era_session(settings) as (application, client, updates):
         run_id, uri = await watchable_run(client)
         other_id, other = await watchable_run(client)
         sandbox.state.clear_requests()
         await client.subscribe_resource(uri)
         await client.subscribe_resource(other)
         await client.unsubscribe_resource(other)
-        assert server.state.watcher.watched == {uri}
+        assert application.state.watcher.watched == {uri}
         # The watch's first poll is its baseline: a change before it is the state the subscriber starts from.
         await until(lambda: any(r.path.endswith(f"{run_id}/events") for r in api_requests(sandbox)))
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": other_id})
-        await until(lambda: not server.state.watcher.watched)
+        await until(lambda: not application.state.watcher.watched)
 
     assert updates == [uri]
 
 
 async def test_nobody_subscribed_means_no_run_is_watched(settings: Settings) -> None:
-    async with served(settings, "auto") as (server, client):
+    async with served(settings, "auto") as (application, client):
         await hanging_run(client)
-        assert server.state.watcher.watched == frozenset()
+        assert application.state.watcher.watched == frozenset()
 
 
 async def test_a_stream_may_watch_a_bounded_number_of_runs(settings: Settings) -> None:
     uris = [f"acp://servers/{SERVER_ID}/runs/run_{n:06d}" for n in range(MAX_RUNS_PER_SUBSCRIBER + 1)]
-    async with served(settings, "auto") as (server, client):
+    async with served(settings, "auto") as (application, client):
         with pytest.raises(MCPError) as raised:
             async with client.listen(resource_subscriptions=uris):
                 pass
-        assert server.state.watcher.watched == frozenset()
+        assert application.state.watcher.watched == frozenset()
 
     assert raised.value.error.code == INVALID_PARAMS
     assert f"at most {MAX_RUNS_PER_SUBSCRIBER} runs can be watched at once" in raised.value.error.message
@@ -245,15 +245,15 @@ async def test_the_server_carries_its_icon(settings: Settings) -> None:
 
 
 async def test_a_run_that_ended_frees_its_place_and_can_be_watched_again_on_its_next_turn(settings: Settings) -> None:
-    async with old_era_session(settings) as (server, client, updates):
+    async with old_era_session(settings) as (application, client, updates):
         run_id, uri = await watchable_run(client)
         await client.subscribe_resource(uri)
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
-        await until(lambda: updates == [uri] and not server.state.watcher.watched)
+        await until(lambda: updates == [uri] and not application.state.watcher.watched)
         await client.call_tool(
             "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "/hang", "waitSeconds": 0}
         )
         await client.subscribe_resource(uri)
-        assert server.state.watcher.watched == {uri}, "watched again: the ended run no longer counted as watched"
+        assert application.state.watcher.watched == {uri}, "watched again: the ended run no longer counted as watched"
         await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
-        await until(lambda: updates == [uri, uri] and not server.state.watcher.watched)
+        await until(lambda: updates == [uri, uri] and not application.state.watcher.watched)
