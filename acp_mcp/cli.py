@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from . import __version__
 from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, settings_fields
-from .limits import DEFAULT_SANDBOX_PACE
+from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
 
@@ -49,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{serve,demo,sandbox}")
     commands.add_parser("serve", help="serve MCP (the default)")
     demo = commands.add_parser("demo", help="start the server over stdio against the sandbox and call it")
-    demo.add_argument("--pace", dest="demo_pace", type=float, default=0.2, help="sandbox seconds per agent step")
+    demo.add_argument("--pace", dest="demo_pace", type=float, default=DEMO_PACE, help="sandbox seconds per agent step")
     sandbox = commands.add_parser("sandbox", help="run the local ACP sandbox standalone")
-    sandbox.add_argument("--host", dest="sandbox_host", default="127.0.0.1", help="address to listen on")
-    sandbox.add_argument("--port", dest="sandbox_port", type=int, default=8765, help="port to listen on")
+    sandbox.add_argument("--host", dest="sandbox_host", default=DEFAULT_HOST, help="address to listen on")
+    sandbox.add_argument(
+        "--port", dest="sandbox_port", type=int, default=DEFAULT_SANDBOX_PORT, help="port to listen on"
+    )
     sandbox.add_argument(
         "--pace", dest="standalone_pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per step"
     )

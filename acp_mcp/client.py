@@ -34,7 +34,14 @@ from .errors import (
     parse_envelope,
     status_error_class,
 )
-from .limits import MAX_ERROR_BYTES, MAX_RESPONSE_BYTES
+from .limits import (
+    ANSWER_SLACK_SECONDS,
+    CONNECT_SECONDS,
+    INVALID_FIELDS_SHOWN,
+    MAX_ERROR_BYTES,
+    MAX_RESPONSE_BYTES,
+    UNBOUNDED_CALL_TIMEOUTS,
+)
 from .models import RunEnvelope, RunList, ServerList
 from .redaction import Redactor
 from .retries import RetryPolicy, retry_after
@@ -79,7 +86,7 @@ class ACPClient:
             timeout = self._settings.request_timeout
             self._http = httpx2.AsyncClient(
                 base_url=self._settings.base_url + "/",
-                timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_SECONDS)),
                 follow_redirects=False,
                 headers={"Accept": "application/json", "User-Agent": f"acp-mcp/{__version__}"},
             )
@@ -186,7 +193,7 @@ class ACPClient:
         if method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:
-            deadline = self._clock.now() + 2 * self._settings.request_timeout
+            deadline = self._clock.now() + UNBOUNDED_CALL_TIMEOUTS * self._settings.request_timeout
         attempt = 0
         while True:
             left = deadline - self._clock.now()
@@ -223,11 +230,11 @@ class ACPClient:
             headers=headers,
             json=body,
             params=params,
-            timeout=httpx2.Timeout(seconds, connect=min(seconds, 10.0)),
+            timeout=httpx2.Timeout(seconds, connect=min(seconds, CONNECT_SECONDS)),
         )
         where = self._settings.base_url
         try:
-            with anyio.fail_after(seconds + 1.0):
+            with anyio.fail_after(seconds + ANSWER_SLACK_SECONDS):
                 response = await http.send(request, stream=True)
                 try:
                     cap = MAX_RESPONSE_BYTES if response.is_success else MAX_ERROR_BYTES
@@ -249,7 +256,7 @@ def _parsed(response: ApiResponse, model: type[Parsed], labels: dict[str, Any]) 
     try:
         return model.model_validate(response.data)
     except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:INVALID_FIELDS_SHOWN])
         raise InvalidResponseError(
             f"HTTP {response.status} answer has fields of the wrong type ({fields})", status=response.status, **labels
         ) from None

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from .limits import DEFAULT_DRAIN_SECONDS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
+from .limits import (
+    DEFAULT_DRAIN_SECONDS,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+)
 
 DEFAULT_BASE_URL = "https://api.computer-agents.com"
 
@@ -113,7 +120,11 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL + "/v1"
     http_token: SecretStr | None = None
     request_timeout: float = _setting(
-        30.0, "ACP_MCP_REQUEST_TIMEOUT", "--request-timeout", "seconds per HTTP request to the API", _positive_seconds
+        DEFAULT_REQUEST_TIMEOUT,
+        "ACP_MCP_REQUEST_TIMEOUT",
+        "--request-timeout",
+        "seconds per HTTP request to the API",
+        _positive_seconds,
     )
     wait_seconds: float = _setting(
         DEFAULT_WAIT_SECONDS,
@@ -139,8 +150,8 @@ class Settings:
         "WARNING", "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
     )
     transport: Transport = _setting("stdio", "ACP_MCP_TRANSPORT", "--transport", "stdio or streamable-http", _transport)
-    host: str = _setting("127.0.0.1", "ACP_MCP_HOST", "--host", "streamable HTTP: address to listen on", str)
-    port: int = _setting(8000, "ACP_MCP_PORT", "--port", "streamable HTTP: port to listen on", _port)
+    host: str = _setting(DEFAULT_HOST, "ACP_MCP_HOST", "--host", "streamable HTTP: address to listen on", str)
+    port: int = _setting(DEFAULT_PORT, "ACP_MCP_PORT", "--port", "streamable HTTP: port to listen on", _port)
     stateless: bool = _setting(
         False, "ACP_MCP_STATELESS", "--stateless", "streamable HTTP: no MCP sessions (for replicas)", parse_bool
     )

@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters
 
+from .limits import DEMO_PACE
+
 
 def _show(title: str, payload: Any) -> None:
     sys.stdout.write(f"\n== {title}\n{payload if isinstance(payload, str) else json.dumps(payload, indent=2)}\n")
@@ -37,6 +39,6 @@ async def _demo(pace: float) -> int:
         return 1 if result.is_error else 0
 
 
-def run_demo(pace: float = 0.2) -> int:
+def run_demo(pace: float = DEMO_PACE) -> int:
     """Run the demo; exit status 0 when every call succeeded."""
     return anyio.run(_demo, pace)

@@ -74,6 +74,10 @@ LIST_TEXT_CHARS = 8_000
 """The runs listed share this much text over their title, input, output and error."""
 LIST_FIELD_MIN_CHARS = 40
 """...none of them cut under this, however many runs are listed."""
+LIST_LINE_CHARS = 80
+"""The text twin of a run list gives each run one line, its title or input cut here."""
+WAITED_DECIMALS = 2
+"""``waitedSeconds`` is rounded to hundredths: the polls are no finer."""
 ERROR_FIELD_CHARS = 300
 """Longest upstream message, code or detail text kept on an error."""
 ERROR_DETAILS = 5
@@ -91,6 +95,16 @@ MAX_ERROR_BYTES = 64 * 1024
 """Largest error body read; only the envelope's short fields are kept."""
 EVENTS_POLL_LIMIT = 200
 """Polls read ``/events`` while a run has at most this many events, then the light run GET."""
+DEFAULT_REQUEST_TIMEOUT = 30.0
+"""Seconds one HTTP request to the API may take: its answers come in well under a second."""
+CONNECT_SECONDS = 10.0
+"""Seconds to open a connection to the API (within a request's time): longer means it is unreachable."""
+ANSWER_SLACK_SECONDS = 1.0
+"""What a request may overrun its timeout before it is abandoned: httpx2's timeouts are per read, not per answer."""
+UNBOUNDED_CALL_TIMEOUTS = 2
+"""A request with no call deadline (list, cancel, the resource) and its retries end within this many timeouts."""
+INVALID_FIELDS_SHOWN = 5
+"""Fields of the wrong type named when an API answer cannot be read."""
 RETRY_ATTEMPTS = 4
 """Tries per request, the first included, for what is safe to retry."""
 RETRY_BASE_SECONDS = 0.25
@@ -121,5 +135,13 @@ MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
 DEFAULT_DRAIN_SECONDS = 20.0
 """Under the usual 30 s an orchestrator allows between SIGTERM and SIGKILL."""
+DEFAULT_HOST = "127.0.0.1"
+"""Streamable HTTP listens on loopback unless told otherwise: nothing is exposed by accident."""
+DEFAULT_PORT = 8000
+"""Streamable HTTP's port: the usual one for a local web service."""
 DEFAULT_SANDBOX_PACE = 0.5
 """Seconds per step of the sandbox's echo agent: slow enough to watch a run progress."""
+DEMO_PACE = 0.2
+"""The demo's sandbox pace: its runs finish within the demo's waits in a second or two."""
+DEFAULT_SANDBOX_PORT = 8765
+"""The standalone sandbox's port: clear of the MCP server's."""

@@ -23,6 +23,7 @@ from .limits import (
     EVENTS_CHARS,
     FIELD_CHARS,
     LIST_FIELD_MIN_CHARS,
+    LIST_LINE_CHARS,
     LIST_TEXT_CHARS,
     MIN_EVENT_CHARS,
     OBJECT_CHARS,
@@ -30,6 +31,7 @@ from .limits import (
     TEXT_EVENT_CHARS,
     TEXT_EVENTS,
     TEXT_OUTPUT_CHARS,
+    WAITED_DECIMALS,
 )
 from .models import Event, EventFields, Run, RunEnvelope, RunFields, RunList
 from .text import call_hint, clip, preview
@@ -190,7 +192,7 @@ def shape_run(
         run=run_view(run, notes) if envelope.run is not None else None,
         thread=_clip_object("thread", envelope.thread, notes),
         terminal=terminal,
-        waitedSeconds=round(waited, 2),
+        waitedSeconds=round(waited, WAITED_DECIMALS),
         waitExpired=wait_expired and not terminal,
         events=listed,
         eventOffset=start,
@@ -266,6 +268,6 @@ def _kind(event: Event) -> str:
 def render_list(result: RunListResult) -> str:
     """A run list as readable text, one line per run."""
     lines = [f"{result.count} run(s) on server {result.serverId}, newest first:"]
-    lines.extend(f"- {r.id}: {r.status} — {preview(r.title or r.input, 80)}" for r in result.runs)
+    lines.extend(f"- {r.id}: {r.status} — {preview(r.title or r.input, LIST_LINE_CHARS)}" for r in result.runs)
     lines.extend(f"Note: {note}" for note in result.notes)
     return "\n".join(lines)

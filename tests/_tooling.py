@@ -2,7 +2,8 @@
 
 The Node tools (MCP Inspector CLI, conformance suite, mcpb) are pinned in ``package.json`` /
 ``package-lock.json`` and installed into ``node_modules`` by ``npm ci``. Tests that need them fail
-(never skip) when they are missing, saying so.
+(never skip) when they are missing, saying so, and fail when they are not marked for a heavy lane
+(`heavy_lane`): the fast lane, ``-m "not compat and not external"``, needs nothing beyond ``.[test]``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ NODE_MODULES = ROOT / "node_modules"
 README = ROOT / "README.md"
 
 
+HEAVY_LANES = ("external", "compat")
+RUNNING: dict[str, pytest.Item] = {}
+"""The test being set up or run (``conftest`` sets it), for `heavy_lane`."""
+
+
+def heavy_lane(what: str) -> None:
+    """Fail the running test unless it is marked ``external`` or ``compat``: it is about to use `what`."""
+    item = RUNNING.get("test")
+    if item is not None and not any(item.get_closest_marker(lane) for lane in HEAVY_LANES):
+        pytest.fail(
+            f"{item.nodeid} uses {what}, which the fast lane must not need: mark it "
+            "@pytest.mark.external (or put it in tests/compat)",
+            pytrace=False,
+        )
+
+
 def readme_section(heading: str) -> str:
     """The README's ``## heading`` section, up to the next ``## `` heading."""
     text = README.read_text(encoding="utf-8")
@@ -47,6 +64,7 @@ def readme_blocks(heading: str = "Install in your client") -> dict[str, str]:
 
 def node_tool(name: str) -> Path:
     """The path of a pinned Node tool's executable; the test fails if `npm ci` has not been run."""
+    heavy_lane(f"the Node tool {name}")
     path = NODE_BIN / (f"{name}.cmd" if sys.platform == "win32" else name)
     if not path.exists():
         pytest.fail(f"{path} is missing: run `npm ci` in {ROOT} (installs the pinned MCP client tools)", pytrace=False)
@@ -59,6 +77,7 @@ def node_package(name: str) -> Path:
     Two packages can ship a bin of the same name (both conformance versions have ``conformance``): run such a
     package's script from its folder instead of ``node_modules/.bin``.
     """
+    heavy_lane(f"the Node package {name}")
     manifest = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
     pins = manifest.get("devDependencies", {}) | manifest.get("optionalDependencies", {})
     pinned = pins[name].rpartition("@")[2]  # "1.2.3", or "npm:@scope/package@1.2.3" for an alias
@@ -85,6 +104,7 @@ def node_major(node: str) -> int:
 
 def system_node() -> str:
     """The ``node`` on PATH (the project's baseline Node, 20+)."""
+    heavy_lane("Node")
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: install Node 20 or newer", pytrace=False)
@@ -110,15 +130,25 @@ def modern_node(minimum: int = 22) -> str:
 
 def node_env(home: Path) -> dict[str, str]:
     """Environment for a Node tool: a disposable HOME (the Inspector writes ~/.mcp-inspector), no npm chatter."""
+    heavy_lane("Node")
     env = {name: os.environ[name] for name in ("PATH", "SYSTEMROOT", "TMPDIR", "LANG") if name in os.environ}
-    return env | {"HOME": str(home), "USERPROFILE": str(home), "NO_COLOR": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
+    return (
+        env
+        | measured()
+        | {"HOME": str(home), "USERPROFILE": str(home), "NO_COLOR": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
+    )
+
+
+def measured() -> dict[str, str]:
+    """The variables that make a Python subprocess measure itself when the suite runs under coverage."""
+    return {name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")}
 
 
 def python_env(**extra: str) -> dict[str, str]:
     """Environment for a server subprocess run from this checkout (also when it is not installed)."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {name: os.environ[name] for name in ("PATH", "SYSTEMROOT") if name in os.environ}
-    return env | {"PYTHONPATH": path} | extra
+    return env | measured() | {"PYTHONPATH": path} | extra
 
 
 def free_port() -> int:

@@ -27,12 +27,30 @@ from acp_mcp.config import Settings
 from acp_mcp.sandbox import RecordedRequest, RunningSandbox, SandboxState, serve_in_thread
 from acp_mcp.waiting import PollPolicy
 
+from ._tooling import RUNNING
+
 API_KEY = "tb_test_key_0123456789abcdef"
 SERVER_ID = "srv_test"
 FAST_PACE = 0.01
 FAST_POLLS = PollPolicy(first_interval=0.02, factor=1.5, max_interval=0.2, progress_interval=0.1, grace=1.0)
 
 _ENV_PREFIXES = ("COMPUTER_AGENTS_", "TESTBASE_", "ACP_MCP_", "ACP_SERVER_ID", "ACP_SANDBOX_")
+
+
+COMPAT_SUITE = "tests/compat/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of the client compatibility suite is in the ``compat`` lane."""
+    for item in items:
+        if item.nodeid.startswith(COMPAT_SUITE):
+            item.add_marker(pytest.mark.compat)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember the test being set up, so a fast-lane test that reaches for a heavy tool fails (`heavy_lane`)."""
+    RUNNING["test"] = item
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from scripts import build_bundle
 from ._tooling import ROOT, node_env, node_tool
 from .conftest import API_KEY, SERVER_ID, text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.external]
 
 TOOL_NAMES = ["start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"]
 

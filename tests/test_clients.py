@@ -20,6 +20,8 @@ from acp_mcp.sandbox import RunningSandbox
 from ._tooling import ROOT, HttpServer, http_server, node_env, node_tool, run_json
 from .conftest import SERVER_ID, sandbox_env
 
+pytestmark = pytest.mark.external
+
 TOOL_NAMES = ["start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"]
 CALLER_TOKEN = "inspector-caller-token-7d1e"
 

@@ -25,6 +25,8 @@ from acp_mcp.sandbox import RunningSandbox
 from ._tooling import ROOT, http_server, modern_node, node_env, node_script, run_json, system_node
 from .conftest import SERVER_ID, sandbox_env
 
+pytestmark = pytest.mark.external
+
 BASELINE = ROOT / "tests" / "conformance-baseline.yml"
 BASELINE_2026 = ROOT / "tests" / "conformance-baseline-2026.yml"
 BASELINE_2026_STATELESS = ROOT / "tests" / "conformance-baseline-2026-stateless.yml"

@@ -61,6 +61,7 @@ def test_sync_script_agrees_the_files_are_current() -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.external
 def test_mcpb_validate_accepts_the_manifest(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(node_tool("mcpb")), "validate", "manifest.json"],
@@ -167,3 +168,12 @@ def test_changelog_follows_keep_a_changelog() -> None:
     for name in ("start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run"):
         assert f"`{name}`" in text
     assert "acp://servers/{serverId}/runs/{resourceRunId}" in text
+
+
+def test_ci_runs_the_readmes_test_command_in_its_fresh_venv() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if "coverage run -m pytest" in line)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().splitlines()[-1]
+
+    assert command == "python3 -m venv .venv && . .venv/bin/activate && " + ci
+    assert "--durations=" in ci and "coverage combine" in ci and ci.endswith("coverage report")

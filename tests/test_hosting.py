@@ -37,6 +37,8 @@ from ._tooling import ROOT, free_port, python_env
 from .compat.harness import python_client
 from .conftest import SERVER_ID, sandbox_env
 
+pytestmark = pytest.mark.external
+
 CALLS = 240
 CONCURRENCY = 20
 REPLICAS = ("r1", "r2", "r3", "r4")

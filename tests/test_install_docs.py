@@ -187,6 +187,7 @@ def test_inspector_ui_block_passes_known_variables_and_the_command_after_dashes(
     check_server_words(server[0], server[1:])
 
 
+@pytest.mark.external
 @pytest.mark.parametrize("line", blocks()["inspector-cli"].splitlines())
 def test_inspector_cli_block_runs_as_written(line: str, tmp_path: Path) -> None:
     options, server = _inspector_words(line)

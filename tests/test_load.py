@@ -5,7 +5,11 @@ The full run (2,000 calls at concurrency 50) is `python -m bench.load_http`; its
 
 from __future__ import annotations
 
+import pytest
+
 from bench.load_http import run_load
+
+pytestmark = pytest.mark.external
 
 
 def test_the_load_script_serves_every_call_over_http_without_failures() -> None:

@@ -19,7 +19,7 @@ from mcp import Client, StdioServerParameters
 from acp_mcp.config import settings_fields
 from acp_mcp.sandbox import RunningSandbox
 
-from ._tooling import free_port, python_env
+from ._tooling import ROOT, free_port, python_env
 from .conftest import API_KEY, SERVER_ID, api_requests, error_text, sandbox_env, text_of
 
 pytestmark = pytest.mark.anyio
@@ -285,3 +285,27 @@ def test_the_standalone_sandbox_prints_its_url_and_key_serves_runs_and_stops_on_
     assert response.json()["run"]["output"] == "Echo: standalone"
     assert process.returncode == 0
     assert "Traceback" not in stderr
+
+
+def test_the_demo_starts_and_continues_a_run_on_the_sandbox_and_prints_what_the_client_got() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "acp_mcp", "demo", "--pace", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=python_env(),
+        cwd=ROOT,
+    )
+
+    assert result.returncode == 0, result.stderr
+    tools, run_id, text, structured = (part.split("\n", 1)[1] for part in result.stdout.split("\n== ")[1:])
+    assert tools.strip() == "start_agent_run, continue_agent_run, get_agent_run, list_agent_runs, cancel_agent_run"
+    assert text.startswith(f"Run {run_id.strip()} ")
+    continued = json.loads(structured)
+    assert (continued["run"]["id"], continued["outcome"], continued["run"]["status"]) == (
+        run_id.strip(),
+        "accepted",
+        "completed",
+    )
+    assert continued["run"]["output"] == "Echo: Summarise what you just did."
+    assert "Traceback" not in result.stderr

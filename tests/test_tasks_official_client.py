@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from acp_mcp.sandbox import RunningSandbox
 from acp_mcp.tasks import EXTENSION_ID
 
 from ._tasks import runs_posted
 from ._tooling import ROOT, http_server, modern_node, node_env, node_package, python_env, run_json
 from .conftest import SERVER_ID, sandbox_env
+
+pytestmark = pytest.mark.external
 
 
 def drive(targets: list[dict[str, Any]], home: Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import pytest
 
 from acp_mcp.sandbox import RunningSandbox
 
-from .._tooling import ROOT
+from .._tooling import ROOT, heavy_lane, measured
 from ..conftest import API_KEY, SERVER_ID
 
 COMPAT = ROOT / "compat"
@@ -63,6 +63,7 @@ def _install(marker: Path, fingerprint: str, command: list[str], cwd: Path) -> N
 
 def node_clients() -> Path:
     """``compat/node_modules/.bin`` with the pinned CLIs, installed by ``npm ci`` if not current."""
+    heavy_lane("the pinned Node clients")
     lock = COMPAT / "package-lock.json"
     marker = COMPAT / "node_modules" / ".acp-compat-installed"
     _install(marker, _fingerprint(COMPAT / "package.json", lock), ["npm", "ci", "--no-audit", "--no-fund"], COMPAT)
@@ -74,6 +75,7 @@ def python_client(name: str) -> Path:
 
     A first line ``# python X.Y`` asks for that interpreter (a client that does not run on ours).
     """
+    heavy_lane(f"the pinned Python client {name}")
     requirements = COMPAT / "python" / f"{name}.txt"
     home = CACHE / "venvs" / name
     python = home / "bin" / "python"
@@ -120,6 +122,7 @@ def sealed_env(home: Path, *, node24: bool = False, **extra: str) -> dict[str, s
         (home / f".{folder}").mkdir(parents=True, exist_ok=True)
     return (
         env
+        | measured()
         | QUIET
         | {
             "PATH": os.pathsep.join(path),
