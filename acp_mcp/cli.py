@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--pace", dest="standalone_pace", type=float, default=DEFAULT_SANDBOX_PACE, help="seconds per step"
     )
+    sandbox.add_argument(
+        "--key",
+        dest="sandbox_keys",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="an API key the sandbox accepts, one account per key (repeat for several accounts; each sees only "
+        "its own runs) [default: one key, $ACP_SANDBOX_KEY or generated]",
+    )
     return parser
 
 
@@ -96,6 +105,7 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
         logger.warning("serving against the local ACP sandbox at %s", running.base_url)
     try:
         application = compose(settings)
+        configure_logging(settings.log_level, application.state.redact)  # it also masks callers' keys
         if settings.transport == "streamable-http":
             from .http_server import serve_http
 
@@ -123,7 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from .sandbox import run_standalone
 
-            run_standalone(args.sandbox_host, args.sandbox_port, args.standalone_pace, None)
+            keys: list[str] = args.sandbox_keys
+            if "" in keys or len(set(keys)) != len(keys):
+                sys.stderr.write("acp-mcp: each sandbox --key must be non-empty and given once\n")
+                return 2
+            run_standalone(args.sandbox_host, args.sandbox_port, args.standalone_pace, keys)
             return 0
         return serve(settings, sandbox=args.sandbox, pace=args.sandbox_pace)
     except ConfigError as exc:

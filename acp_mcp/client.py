@@ -21,9 +21,10 @@ from pydantic import BaseModel, ValidationError
 from . import __version__
 from .arguments import path_id
 from .clock import Clock, SystemClock
-from .config import Settings, is_loopback
+from .config import CALLER_KEY_HEADER, Settings, is_loopback
 from .errors import (
     ACPError,
+    CallerKeyMissingError,
     ConnectError,
     InsecureBaseURLError,
     InvalidResponseError,
@@ -154,6 +155,8 @@ class ACPClient:
     def _check_ready(self) -> str:
         key = self._settings.api_key
         if key is None:
+            if self._settings.per_caller_keys:
+                raise CallerKeyMissingError(header=CALLER_KEY_HEADER if self._settings.caller_keys else None)
             raise MissingAPIKeyError("No API key is configured")
         parts = urlsplit(self._settings.base_url)
         if parts.scheme == "http" and not is_loopback(parts.hostname or ""):

@@ -41,9 +41,10 @@ async def complete_run_argument(
 async def _server_ids(state: ProcessState) -> tuple[list[str], bool]:
     """The default server id, then the servers' ids; and whether the API may have more."""
     default = [state.settings.default_server_id] if state.settings.default_server_id else []
-    if state.settings.api_key is None:
+    runs = state.callers.current()
+    if runs.caller.key is None:
         return default, False
-    listing = await state.client.list_servers(COMPLETION_LOOKUP, deadline=_one_request(state))
+    listing = await runs.client.list_servers(COMPLETION_LOOKUP, deadline=_one_request(state))
     ids = [server.id for server in listing.items if server.id]
     return default + ids, len(listing.items) >= COMPLETION_LOOKUP
 
@@ -51,9 +52,10 @@ async def _server_ids(state: ProcessState) -> tuple[list[str], bool]:
 async def _run_ids(state: ProcessState, server_id: str | None) -> tuple[list[str], bool]:
     """The newest runs' ids on the chosen (or default) server; and whether the API may have more."""
     server_id = server_id or state.settings.default_server_id
-    if not server_id or state.settings.api_key is None:
+    runs = state.callers.current()
+    if not server_id or runs.caller.key is None:
         return [], False
-    listing = await state.client.list_runs(server_id, COMPLETION_LOOKUP, deadline=_one_request(state))
+    listing = await runs.client.list_runs(server_id, COMPLETION_LOOKUP, deadline=_one_request(state))
     return [run.id for run in listing.items if run.id], len(listing.items) >= COMPLETION_LOOKUP
 
 

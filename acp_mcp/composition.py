@@ -1,27 +1,29 @@
 """The composition root: the one place that builds the whole object graph from the settings.
 
 Everything is made here, in dependency order, and handed on finished: the clock and redactor, the
-API client, the run service (with the drain signal the HTTP server sets), the run watcher, the
-error boundary, the tasks extension, the subscription bus, the tools offered and refused. The
-transports (`stdio`, `http_server`) receive the `Application` and assign nothing into it.
+keys file, the callers (each caller's API client, run service and task ids, made on first use, all
+sharing the drain signal the HTTP server sets), the run watcher, the error boundary, the tasks
+extension, the subscription bus, the tools offered and refused. The transports (`stdio`,
+`http_server`) receive the `Application` and assign nothing into it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from .boundary import Boundary
-from .client import ACPClient
+from .callers import Callers, KeysFileWatch
 from .clock import Clock, SystemClock
 from .config import Settings
+from .oauth import JWTVerifier
 from .process_state import ProcessState
 from .redaction import Redactor
 from .server import ACPServer
-from .service import RunService
-from .tasks import RunTasks, TaskIds
+from .tasks import RunTasks
 from .tools import TOOLS
 from .waiting import PollPolicy
 from .watching import RunWatcher
@@ -35,31 +37,39 @@ class Application:
     state: ProcessState
     stop_waits: anyio.Event
     """Set by the HTTP server when it drains: every wait in flight ends at its next poll."""
+    verifier: JWTVerifier | None = None
+    """Checks callers' OAuth access tokens (streamable HTTP with ``ACP_MCP_OAUTH_ISSUER``)."""
 
 
 def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Clock | None = None) -> Application:
     """acp-mcp for `settings` (on `clock`, with `policy` for waits: tests pass virtual time and fast polls)."""
     clock = clock or SystemClock()
+    policy = policy or PollPolicy()
     redact = Redactor(settings.secrets())
     stop_waits = anyio.Event()
-    client = ACPClient(settings, redact=redact, clock=clock)
-    service = RunService(client, settings, policy, clock, stop_waits=stop_waits)
+    keys_file = KeysFileWatch(Path(settings.keys_file), clock, redact) if settings.keys_file else None
     state = ProcessState(
         settings=settings,
         clock=clock,
         redact=redact,
         boundary=Boundary(base_url=settings.base_url, redact=redact),
-        client=client,
-        service=service,
-        watcher=RunWatcher(client, service.policy, settings.request_timeout, clock),
+        callers=Callers(
+            settings, clock=clock, redact=redact, policy=policy, stop_waits=stop_waits, keys_file=keys_file
+        ),
+        watcher=RunWatcher(policy, settings.request_timeout, clock),
     )
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    verifier = None
+    if settings.oauth_issuer and settings.public_url:
+        verifier = JWTVerifier(
+            settings.oauth_issuer, settings.public_url, clock=clock, timeout=settings.request_timeout
+        )
     offered = [spec for spec in TOOLS if spec.read_only or not settings.read_only]
     server = ACPServer(
         state,
         tools=offered,
         refused=[spec for spec in TOOLS if spec not in offered],
-        extensions=[RunTasks(state, TaskIds(key))],
+        extensions=[RunTasks(state)],
         bus=InMemorySubscriptionBus(),
+        verifier=verifier,
     )
-    return Application(server, state, stop_waits)
+    return Application(server, state, stop_waits, verifier)

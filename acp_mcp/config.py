@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from .limits import (
+    DEFAULT_CALLER_BURST,
+    DEFAULT_CALLER_RATE,
     DEFAULT_DRAIN_SECONDS,
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -30,6 +32,7 @@ DEFAULT_BASE_URL = "https://api.computer-agents.com"
 KEY_VARIABLES = ("COMPUTER_AGENTS_API_KEY", "TESTBASE_API_KEY")
 BASE_URL_VARIABLES = ("COMPUTER_AGENTS_BASE_URL", "COMPUTER_AGENTS_API_URL")
 HTTP_TOKEN_VARIABLE = "ACP_MCP_HTTP_TOKEN"
+CALLER_KEY_HEADER = "X-Computer-Agents-Key"
 
 
 class ConfigError(ValueError):
@@ -98,6 +101,30 @@ def _transport(text: str) -> Transport:
     if value not in {"stdio", "streamable-http"}:
         raise ValueError(f"expected stdio or streamable-http, got {text!r}")
     return cast(Transport, value)
+
+
+def _url(text: str) -> str | None:
+    url = text.strip().rstrip("/")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"expected an http(s) URL without a query or fragment, got {text!r}")
+    return url
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"expected 0 (no limit) or a positive number, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a whole number from 1, got {text!r}")
+    return value
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -177,8 +204,79 @@ class Settings:
         _names,
     )
 
+    oauth_issuer: str | None = _setting(
+        None,
+        "ACP_MCP_OAUTH_ISSUER",
+        "--oauth-issuer",
+        "streamable HTTP: the OAuth authorization server (issuer URL) whose access tokens callers present",
+        _url,
+    )
+    public_url: str | None = _setting(
+        None,
+        "ACP_MCP_PUBLIC_URL",
+        "--public-url",
+        "streamable HTTP: this server's canonical MCP URL, the tokens' audience (e.g. https://acp.example.com/mcp)",
+        _url,
+    )
+    keys_file: str | None = _setting(
+        None,
+        "ACP_MCP_KEYS_FILE",
+        "--keys-file",
+        "JSON or TOML file giving each token subject (or claim value) its ACP key; reread when it changes",
+        _optional,
+    )
+    caller_keys: bool = _setting(
+        False,
+        "ACP_MCP_CALLER_KEYS",
+        "--caller-keys",
+        f"streamable HTTP: callers may send their own ACP key in the {CALLER_KEY_HEADER} header",
+        parse_bool,
+    )
+    shared_key_fallback: bool = _setting(
+        False,
+        "ACP_MCP_SHARED_KEY_FALLBACK",
+        "--shared-key-fallback",
+        "streamable HTTP with OAuth or caller keys: callers without a key of their own use COMPUTER_AGENTS_API_KEY",
+        parse_bool,
+    )
+    caller_rate: float = _setting(
+        DEFAULT_CALLER_RATE,
+        "ACP_MCP_CALLER_RATE",
+        "--caller-rate",
+        "streamable HTTP: requests per second each caller may make on average (0 = no limit)",
+        _rate,
+    )
+    caller_burst: int = _setting(
+        DEFAULT_CALLER_BURST,
+        "ACP_MCP_CALLER_BURST",
+        "--caller-burst",
+        "streamable HTTP: requests a caller may make at once above its rate",
+        _count,
+    )
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        if (self.oauth_issuer is None) != (self.public_url is None):
+            raise ConfigError(
+                "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together: set both to accept OAuth access tokens"
+            )
+        if self.oauth_issuer is not None and self.http_token is not None:
+            raise ConfigError(f"set either {HTTP_TOKEN_VARIABLE} (one static token) or ACP_MCP_OAUTH_ISSUER, not both")
+
+    @property
+    def oauth(self) -> bool:
+        """True when callers authenticate with OAuth access tokens."""
+        return self.oauth_issuer is not None
+
+    @property
+    def per_caller_keys(self) -> bool:
+        """True when each caller may act with an ACP key of their own (OAuth, a keys file or the key header)."""
+        return self.oauth or self.caller_keys or self.keys_file is not None
+
+    @property
+    def shared_key_allowed(self) -> bool:
+        """Whether a caller may act with the server's own key: always, unless callers have keys of their own."""
+        return not self.per_caller_keys or self.shared_key_fallback
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

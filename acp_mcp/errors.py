@@ -2,6 +2,7 @@
 
     ACPError
     ├── MissingAPIKeyError        no key configured; nothing was sent
+    │   └── CallerKeyMissingError the caller has no key of their own here; nothing was sent
     ├── InsecureBaseURLError      plain http to a non-loopback host; nothing was sent
     ├── InvalidArgumentError      a tool argument refused before any request; nothing was sent
     │   └── InvalidIdError        an id that cannot be one path segment
@@ -52,6 +53,15 @@ class ACPError(Exception):
 
 class MissingAPIKeyError(ACPError):
     """No API key is configured."""
+
+
+class CallerKeyMissingError(MissingAPIKeyError):
+    """A hosted server has no ACP key for this caller: none mapped, none sent, and no shared key allowed."""
+
+    def __init__(self, *, header: str | None) -> None:
+        super().__init__("No API key for this caller")
+        self.header = header
+        """The header the caller may send their own key in, when the server accepts it."""
 
 
 class InsecureBaseURLError(ACPError):

@@ -16,16 +16,17 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
-from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .composition import Application
 from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
+from .gate import CallerGate
 from .limits import MIN_TOKEN_CHARS
 from .shutdown import run_until_signalled
 
@@ -174,10 +175,11 @@ def check_exposure(settings: Settings) -> None:
             f"{HTTP_TOKEN_VARIABLE} is {len(token)} characters; use at least {MIN_TOKEN_CHARS} random characters "
             "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
-    if settings.http_token is None and not is_loopback(settings.host):
+    if settings.http_token is None and not settings.oauth and not is_loopback(settings.host):
         raise ConfigError(
             f"refusing to listen on {settings.host} without caller authentication: set {HTTP_TOKEN_VARIABLE} "
-            "to a long random token (callers send it as 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
+            "to a long random token (callers send it as 'Authorization: Bearer <token>'), or ACP_MCP_OAUTH_ISSUER "
+            "and ACP_MCP_PUBLIC_URL, or listen on 127.0.0.1"
         )
 
 
@@ -186,7 +188,8 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     names = list(LOOPBACK_NAMES)
     if settings.host not in ANY_ADDRESS and settings.host not in names:
         names.append(settings.host if ":" not in settings.host else f"[{settings.host}]")
-    hosts = [f"{name}:*" for name in names] + names + list(settings.allowed_hosts)
+    public = urlsplit(settings.public_url).netloc if settings.public_url else None
+    hosts = [f"{name}:*" for name in names] + names + list(settings.allowed_hosts) + ([public] if public else [])
     origins = [f"http://{name}:*" for name in names] + [f"http://{name}" for name in names]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
@@ -195,13 +198,22 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-def http_app(server: MCPServer, settings: Settings) -> FrontDoor:
-    """The streamable HTTP app at `MCP_PATH`, behind the caller token when one is set."""
-    app: ASGIApp = server.streamable_http_app(
+def http_app(application: Application) -> FrontDoor:
+    """The streamable HTTP app at `MCP_PATH`: the caller gate, behind the caller token when one is set."""
+    settings, state = application.state.settings, application.state
+    app: ASGIApp = application.server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=settings.stateless,
         transport_security=transport_security(settings),
         host=settings.host,
+    )
+    app = CallerGate(
+        app,
+        settings=settings,
+        callers=state.callers,
+        verifier=application.verifier,
+        clock=state.clock,
+        mcp_path=MCP_PATH,
     )
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
@@ -257,7 +269,11 @@ def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
         settings.port,
         MCP_PATH,
         "stateless" if settings.stateless else "stateful",
-        ", caller token required" if settings.http_token else "",
+        ", caller token required"
+        if settings.http_token
+        else ", OAuth access tokens required"
+        if settings.oauth
+        else "",
     )
     return _Uvicorn(config)
 
@@ -269,7 +285,7 @@ async def serve_http(application: Application) -> None:
     server, settings = application.server, application.state.settings
     check_exposure(settings)
     sock = listen(settings.host, settings.port)
-    app = http_app(server, settings)
+    app = http_app(application)
     web = _web_server(app, settings)
     async with anyio.create_task_group() as group:
         # The session manager is entered here, not in uvicorn's lifespan, so that on a signal the
@@ -302,3 +318,5 @@ async def serve_http(application: Application) -> None:
             app.ready = True
             await run_until_signalled(stopped.wait, on_signal=start_draining, on_second=stop)
         web.should_exit = True
+    if application.verifier is not None:
+        await application.verifier.aclose()

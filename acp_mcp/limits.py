@@ -131,6 +131,26 @@ LIST_TTL_MS = 3_600_000
 
 # -- serving ---------------------------------------------------------------------------------------
 
+DEFAULT_CALLER_RATE = 20.0
+"""Requests per second one caller may make on average: far above a person's pace, under a runaway loop's."""
+DEFAULT_CALLER_BURST = 60
+"""Requests one caller may make at once above its rate: a client's start-up and a burst of parallel calls."""
+MAX_CALLERS = 1_000
+"""Callers whose API client (and its connection pool) a process keeps; the least recent is closed first."""
+MAX_RATE_BUCKETS = 100_000
+"""Callers whose rate a process tracks; the least recent is forgotten first (it starts again full)."""
+JWKS_REFRESH_SECONDS = 10.0
+"""The issuer's keys are refetched for a token with an unknown ``kid`` (a rotation), at most this often..."""
+JWKS_MAX_AGE_SECONDS = 3_600.0
+"""...and at least this often, so a removed key stops being trusted."""
+TOKEN_LEEWAY_SECONDS = 30.0
+"""How far the issuer's clock may be off ours when a token's ``exp`` and ``nbf`` are checked."""
+MAX_VERIFIED_TOKENS = 10_000
+"""Verified tokens remembered (until they expire), so a token is checked once, not per request."""
+MAX_AUTHORIZED_BODY_BYTES = 4 * 1024 * 1024
+"""Largest MCP request body read to learn which scopes it needs (the SDK's own limit)."""
+KEYS_FILE_CHECK_SECONDS = 1.0
+"""The keys file is checked for changes at most this often."""
 MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
 DEFAULT_DRAIN_SECONDS = 20.0

@@ -15,6 +15,7 @@ from .errors import (
     ACPError,
     APIStatusError,
     AuthenticationError,
+    CallerKeyMissingError,
     ConflictError,
     ConnectError,
     InsecureBaseURLError,
@@ -145,6 +146,12 @@ def _status_message(exc: APIStatusError, base_url: str) -> str:
 
 def describe(exc: ACPError, *, base_url: str) -> str:
     """The message the model reads for `exc`."""
+    if isinstance(exc, CallerKeyMissingError):
+        sent = f", or send your own key in the {exc.header} header of your MCP client's config" if exc.header else ""
+        return (
+            "This MCP server has no Computer Agents API key for you. Ask its operator to map your account to a key "
+            f"(ACP_MCP_KEYS_FILE){sent}; then call again."
+        )
     if isinstance(exc, MissingAPIKeyError):
         return (
             f"No Computer Agents API key is configured. Ask the user to set {KEY_VARIABLE} in this MCP server's "
@@ -259,6 +266,14 @@ def read_only_refusal(tool: str) -> str:
     return (
         f"{tool} is disabled: this MCP server runs in read-only mode (ACP_MCP_READ_ONLY). "
         "Only get_agent_run and list_agent_runs are available; ask the user if a run must be changed."
+    )
+
+
+def scope_refusal(tool: str, scope: str) -> str:
+    """A tool the caller's access token has no scope for."""
+    return (
+        f"{tool} needs the {scope} scope, which your access token does not grant. Ask the user to sign in again "
+        f"and grant {scope} (or to have it granted by the authorization server)."
     )
 
 

@@ -1,26 +1,27 @@
-"""The per-process state every handler shares: settings, clock, one API client, the service, the watcher."""
+"""The per-process state every handler shares: settings, clock, redactor, boundary, the callers, the watcher."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .boundary import Boundary
-from .client import ACPClient
+from .callers import Callers
 from .clock import Clock
 from .config import Settings
 from .redaction import Redactor
-from .service import RunService
 from .watching import RunWatcher
 
 
 @dataclass(frozen=True)
 class ProcessState:
-    """What the server's lifespan yields to the tools; built by `composition.compose` alone."""
+    """What the server's lifespan yields to the tools; built by `composition.compose` alone.
+
+    Each request acts through `callers.current()`: its caller's API client, run service and task ids.
+    """
 
     settings: Settings
     clock: Clock
     redact: Redactor
     boundary: Boundary
-    client: ACPClient
-    service: RunService
+    callers: Callers
     watcher: RunWatcher

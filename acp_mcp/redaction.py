@@ -22,6 +22,11 @@ class Redactor:
             self._secrets.append(secret)
             self._secrets.sort(key=len, reverse=True)
 
+    def discard(self, secret: str) -> None:
+        """Stop masking `secret` (a caller's key that this process no longer holds)."""
+        if secret in self._secrets:
+            self._secrets.remove(secret)
+
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:

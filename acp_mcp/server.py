@@ -11,9 +11,10 @@ import inspect
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.extension import Extension
 from mcp.server.lowlevel import Server
@@ -34,11 +35,13 @@ from mcp.types import (
     ResourceTemplateReference,
 )
 from mcp.types import Tool as MCPTool
+from pydantic import AnyHttpUrl
 
 from . import __version__
 from .completions import complete_run_argument
 from .limits import LIST_TTL_MS
-from .messages import read_only_refusal
+from .messages import read_only_refusal, scope_refusal
+from .oauth import JWTVerifier, tool_scope
 from .process_state import ProcessState
 from .schemas import input_schema, output_schema
 from .subscriptions import serve_subscriptions
@@ -82,7 +85,19 @@ class ACPServer(MCPServer):
         refused: Sequence[ToolSpec] = (),
         extensions: Sequence[Extension] = (),
         bus: InMemorySubscriptionBus,
+        verifier: JWTVerifier | None = None,
     ) -> None:
+        settings = state.settings
+        auth = None
+        if verifier is not None and settings.oauth_issuer and settings.public_url:
+            # Scopes are checked per call (`oauth.needed_scope`), not for the whole endpoint: none required here.
+            auth = AuthSettings(
+                issuer_url=AnyHttpUrl(settings.oauth_issuer),
+                resource_server_url=AnyHttpUrl(settings.public_url),
+                validate_token_resource=True,
+            )
+        # with OAuth, tools/list depends on the token's scopes: no sharing of cached lists between tokens
+        lists: Literal["public", "private"] = "private" if auth is not None else "public"
         super().__init__(
             "acp-mcp",
             title="Computer Agents runs",
@@ -91,9 +106,11 @@ class ACPServer(MCPServer):
             lifespan=_lifespan(state),
             log_level=state.settings.log_level,
             icons=[ICON],
-            cache_hints=dict.fromkeys(UNCHANGING_LISTS, CacheHint(ttl_ms=LIST_TTL_MS, scope="public")),
+            cache_hints=dict.fromkeys(UNCHANGING_LISTS, CacheHint(ttl_ms=LIST_TTL_MS, scope=lists)),
             subscriptions=bus,
             extensions=list(extensions),
+            token_verifier=verifier,
+            auth=auth,
         )
         self.state = state
         self.refused_tools = frozenset(spec.name for spec in refused)
@@ -104,7 +121,9 @@ class ACPServer(MCPServer):
                 spec.fn, name=spec.name, title=spec.title, description=description, annotations=spec.annotations
             )
         _add_run_resource(self, state)
-        serve_subscriptions(self.lowlevel, bus, state.watcher, state.boundary, sessions=not state.settings.stateless)
+        serve_subscriptions(
+            self.lowlevel, bus, state.watcher, state.callers, state.boundary, sessions=not state.settings.stateless
+        )
 
     @property
     def lowlevel(self) -> Server[Any]:
@@ -116,6 +135,8 @@ class ACPServer(MCPServer):
     ) -> CallToolResult | InputRequiredResult:
         if name in self.refused_tools:
             raise ToolError(read_only_refusal(name))
+        if not self._granted(name):
+            raise ToolError(scope_refusal(name, tool_scope(name)))
         with self.state.boundary.tool_call(name):
             return await super().call_tool(name, arguments, context)
 
@@ -139,7 +160,12 @@ class ACPServer(MCPServer):
                 )
                 for tool in await super().list_tools()
             ]
-        return self._listed
+        return [tool for tool in self._listed if self._granted(tool.name)]
+
+    def _granted(self, name: str) -> bool:
+        """Whether the request's caller may call tool `name` (always, unless OAuth scopes say otherwise)."""
+        scopes = self.state.callers.caller().scopes
+        return scopes is None or tool_scope(name) in scopes
 
 
 def tool_description(fn: Any) -> str:
@@ -149,17 +175,18 @@ def tool_description(fn: Any) -> str:
 
 
 def _lifespan(state: ProcessState) -> Any:
-    """Watches run while the server runs; the API client's pool closes after (it reopens if the server runs again)."""
+    """Watches run while the server runs; the callers' pools close after (they reopen if the server runs again)."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ProcessState]:
-        async with anyio.create_task_group() as watches:
-            state.watcher.start(watches)
+        async with anyio.create_task_group() as background:
+            state.watcher.start(background)
+            state.callers.start(background)
             try:
                 yield state
             finally:
-                watches.cancel_scope.cancel()
-                await state.client.aclose()
+                background.cancel_scope.cancel()
+                await state.callers.aclose()
 
     return lifespan
 
@@ -176,7 +203,7 @@ def _add_run_resource(server: ACPServer, state: ProcessState) -> None:
     )
     async def agent_run(serverId: str, resourceRunId: str) -> str:
         with state.boundary.resource_read(f"run {resourceRunId}"):
-            return await state.service.full_run(serverId, resourceRunId)
+            return await state.callers.current().service.full_run(serverId, resourceRunId)
 
     # mcp 2.3 leaves `completion()` untyped
     @server.completion()  # type: ignore[no-untyped-call,untyped-decorator]

@@ -28,22 +28,25 @@ from mcp.types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .boundary import Boundary
+from .callers import Callers
 from .watching import Notify, RunWatcher, Subscriber
 
 
 class RunListenHandler(ListenHandler):
     """``subscriptions/listen``: the SDK's stream, with its run URIs watched while it lasts."""
 
-    def __init__(self, bus: InMemorySubscriptionBus, watcher: RunWatcher, boundary: Boundary) -> None:
+    def __init__(self, bus: InMemorySubscriptionBus, watcher: RunWatcher, callers: Callers, boundary: Boundary) -> None:
         super().__init__(bus)
         self.bus = bus
         self.watcher = watcher
+        self.callers = callers
         self.boundary = boundary
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
-        subscriber = Subscriber(self.publish)
+        runs = self.callers.current()
+        subscriber = Subscriber(self.publish, runs.caller.identity, runs.client)
         with self.boundary.request("subscriptions/listen"):
             self.watcher.watch(subscriber, list(params.notifications.resource_subscriptions or ()))
         try:
@@ -59,8 +62,9 @@ class RunListenHandler(ListenHandler):
 class SessionSubscriptions:
     """``resources/subscribe`` / ``resources/unsubscribe``: one subscriber per 2025-11-25 connection."""
 
-    def __init__(self, watcher: RunWatcher, boundary: Boundary) -> None:
+    def __init__(self, watcher: RunWatcher, callers: Callers, boundary: Boundary) -> None:
         self.watcher = watcher
+        self.callers = callers
         self.boundary = boundary
         self._subscribers: weakref.WeakKeyDictionary[Connection, Subscriber] = weakref.WeakKeyDictionary()
 
@@ -68,7 +72,9 @@ class SessionSubscriptions:
         connection = _connection(ctx.session)
         subscriber = self._subscribers.get(connection)
         if subscriber is None:
-            subscriber = self._subscribers[connection] = Subscriber(_notifier(connection))
+            runs = self.callers.current()
+            subscriber = Subscriber(_notifier(connection), runs.caller.identity, runs.client)
+            self._subscribers[connection] = subscriber
         with self.boundary.request("resources/subscribe"):
             self.watcher.watch(subscriber, [str(params.uri)])
         return EmptyResult()
@@ -101,13 +107,19 @@ def _connection(session: ServerSession) -> Connection:
 
 
 def serve_subscriptions(
-    server: Server[Any], bus: InMemorySubscriptionBus, watcher: RunWatcher, boundary: Boundary, *, sessions: bool
+    server: Server[Any],
+    bus: InMemorySubscriptionBus,
+    watcher: RunWatcher,
+    callers: Callers,
+    boundary: Boundary,
+    *,
+    sessions: bool,
 ) -> None:
     """Register the subscription methods on `server` and the honest ``server/discover``."""
-    listen = RunListenHandler(bus, watcher, boundary)
+    listen = RunListenHandler(bus, watcher, callers, boundary)
     server.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listen)
     if sessions:
-        legacy = SessionSubscriptions(watcher, boundary)
+        legacy = SessionSubscriptions(watcher, callers, boundary)
         server.add_request_handler("resources/subscribe", SubscribeRequestParams, legacy.subscribe)
         server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, legacy.unsubscribe)
 

@@ -8,10 +8,10 @@ the tool runs as usual on a `TaskCallContext`, returns once the run exists and l
 once anyway and stays ordinary, as does a call that fails before a run exists. Every other call, and
 every client that does not declare the extension, is untouched.
 
-A task is its run: nothing is stored here. The task id carries the server id, the run id and what
-the starting call knew (its outcome, HTTP status, ``maxEvents`` and the task's creation time),
-signed with an HMAC whose key derives from the API key, so every replica sharing the key answers
-every task, a restart loses nothing, and a forged or altered id is "not found" (``-32602``).
+A task is its run: nothing is stored here. The task id (`task_ids`) carries the server id, the run
+id and what the starting call knew, signed for the caller and their ACP key, so every replica
+answers every task, a restart loses nothing, and a forged, altered or another caller's id is "not
+found" (``-32602``).
 
 Status mapping (``tasks/get``): a queued or running run is ``working``; a run that has finished
 its turn is ``completed`` with exactly the result the tool returns for it (a failed run too: the
@@ -22,17 +22,10 @@ asks for input) and acknowledges. ``notifications/tasks`` are not sent (polling 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import logging
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
@@ -43,10 +36,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
 from .errors import ConflictError
-from .limits import FIELD_CHARS, MAX_TASK_ID_CHARS
+from .limits import FIELD_CHARS
 from .messages import TASK_NOT_FOUND, read_only_refusal, task_status
 from .process_state import ProcessState
-from .results import Outcome, RunResult
+from .results import RunResult
+from .task_ids import TaskIds, TaskRef
 from .text import clip
 from .tools import TaskCallContext, tool_result
 
@@ -55,9 +49,6 @@ logger = logging.getLogger(__name__)
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
 TASK_TOOLS = frozenset({"start_agent_run", "continue_agent_run"})
 """The tools whose calls become tasks: the ones that set a run going."""
-_ID_VERSION = 1
-_MAC_BYTES = 16
-_OUTCOMES = frozenset(get_args(Outcome))
 _MODERN = frozenset(MODERN_PROTOCOL_VERSIONS)
 
 
@@ -74,75 +65,13 @@ class UpdateTaskParams(RequestParams):
     input_responses: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class TaskRef:
-    """What a task id says: the run, how the call that started it labelled it, and when the task began."""
-
-    server_id: str
-    run_id: str
-    outcome: Outcome
-    http_status: int | None
-    max_events: int
-    created_ms: int
-
-
-class TaskIds:
-    """Mints task ids and reads them back, refusing any this key did not sign.
-
-    An id is ``base64url(payload) "." base64url(mac)``: the payload a compact JSON array, the mac the
-    first 16 bytes of HMAC-SHA256 over it, keyed by ``sha256("acp-mcp tasks" + API key)``.
-    """
-
-    def __init__(self, api_key: str | None) -> None:
-        # without a key no run can start, so no task is minted; a random key keeps the ids unforgeable anyway
-        secret = (api_key or "").encode() or secrets.token_bytes(32)
-        self._key = hashlib.sha256(b"acp-mcp tasks" + secret).digest()
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
-
-    def mint(self, ref: TaskRef) -> str:
-        """The task id for `ref`."""
-        fields = [_ID_VERSION, ref.server_id, ref.run_id, ref.outcome, ref.http_status, ref.max_events, ref.created_ms]
-        payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
-
-    def read(self, task_id: str) -> TaskRef | None:
-        """The reference `task_id` carries, or None when it is malformed or not signed with this key."""
-        if len(task_id) > MAX_TASK_ID_CHARS or task_id.count(".") != 1:
-            return None
-        encoded, mac = task_id.split(".")
-        try:
-            payload, given = _unb64(encoded), _unb64(mac)
-        except (ValueError, binascii.Error):
-            return None
-        if not hmac.compare_digest(given, self._mac(payload)):
-            return None
-        try:
-            version, server_id, run_id, outcome, http_status, max_events, created_ms = json.loads(payload)
-        except ValueError:
-            return None
-        if version != _ID_VERSION or outcome not in _OUTCOMES or type(max_events) is not int:
-            return None
-        return TaskRef(server_id, run_id, outcome, http_status, max_events, created_ms)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
-
-
 class RunTasks(Extension):
     """The tasks extension: ``tools/call`` of the run-starting tools as tasks, and ``tasks/*`` over the runs."""
 
     identifier = EXTENSION_ID
 
-    def __init__(self, state: ProcessState, ids: TaskIds) -> None:
+    def __init__(self, state: ProcessState) -> None:
         self.state = state
-        self.ids = ids
 
     def methods(self) -> Sequence[MethodBinding]:
         # the extension exists on the 2026-07-28 wire only: a 2025-11-25 client gets "Method not found"
@@ -179,7 +108,7 @@ class RunTasks(Extension):
         """``tasks/get``: the task as its run stands now, with the tool's result once the run is done."""
         require_client_extension(ctx, EXTENSION_ID)
         ref = self._ref(params.task_id)
-        service = self.state.service
+        service = self.state.callers.current().service
         call = service.budget(ref.server_id, 0, max_events=ref.max_events)
         with self.state.boundary.request("tasks/get", not_found=TASK_NOT_FOUND):
             result = await service.get(call, ref.run_id, outcome=ref.outcome, http_status=ref.http_status)
@@ -206,13 +135,18 @@ class RunTasks(Extension):
             raise MCPError(INVALID_PARAMS, read_only_refusal("tasks/cancel"))
         with self.state.boundary.request("tasks/cancel", not_found=TASK_NOT_FOUND):
             try:
-                await self.state.service.cancel(ref.server_id, ref.run_id)
+                await self.state.callers.current().service.cancel(ref.server_id, ref.run_id)
             except ConflictError:
                 logger.info("tasks/cancel: run %s had already finished", ref.run_id)
         return {"resultType": "complete"}
 
+    @property
+    def _ids(self) -> TaskIds:
+        """The task ids of the request's caller."""
+        return self.state.callers.current().task_ids
+
     def _ref(self, task_id: str) -> TaskRef:
-        ref = self.ids.read(task_id)
+        ref = self._ids.read(task_id)
         if ref is None:
             raise MCPError(INVALID_PARAMS, TASK_NOT_FOUND)
         return ref
@@ -233,7 +167,7 @@ class RunTasks(Extension):
         error = clip(run.error, FIELD_CHARS) if run is not None else None
         message = self.state.redact(task_status(status, ref.run_id, ref.server_id, error))
         return {
-            "taskId": self.ids.mint(ref),
+            "taskId": self._ids.mint(ref),
             "status": state,
             "statusMessage": message,
             "createdAt": _iso(created),
@@ -245,9 +179,9 @@ class RunTasks(Extension):
     def _poll_interval_ms(self, age: float) -> int:
         """The interval `get_agent_run` would wait next after waiting `age` seconds: the same backoff."""
         elapsed = 0.0
-        for interval in self.state.service.policy.intervals():
+        for interval in self.state.callers.policy.intervals():
             elapsed += interval
-            if elapsed > age or interval >= self.state.service.policy.max_interval:
+            if elapsed > age or interval >= self.state.callers.policy.max_interval:
                 return max(1, round(interval * 1000))
         raise AssertionError("unreachable: intervals() never ends")  # pragma: no cover
 

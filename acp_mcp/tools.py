@@ -153,7 +153,7 @@ def _progress(ctx: Context[Any, Any]) -> Callable[[float, float, str], Awaitable
 
 
 def _service(ctx: Context[Any, Any]) -> RunService:
-    return _state(ctx).service
+    return _state(ctx).callers.current().service
 
 
 def tool_result(structured: RunResult | RunListResult, *, links: bool = False) -> CallToolResult:

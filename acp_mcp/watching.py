@@ -37,14 +37,20 @@ class TooManySubscriptions(Exception):
 
 @dataclass(eq=False)
 class Subscriber:
-    """One session or listen stream: how to notify it, and the run URIs it watches."""
+    """One session or listen stream: how to notify it, whose it is, the client it reads runs with, its run URIs.
+
+    Runs are watched per owner: two callers watching the same URI are two watches, each with its own key.
+    """
 
     notify: Notify
+    owner: str
+    client: ACPClient
     uris: set[str] = field(default_factory=set)
 
 
 @dataclass(eq=False)
 class _Watch:
+    client: ACPClient
     subscribers: set[Subscriber] = field(default_factory=set)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
@@ -52,20 +58,17 @@ class _Watch:
 class RunWatcher:
     """The runs watched in this process, each polled by one task in the watcher's task group."""
 
-    def __init__(
-        self, client: ACPClient, policy: PollPolicy, request_timeout: float, clock: Clock | None = None
-    ) -> None:
-        self.client = client
+    def __init__(self, policy: PollPolicy, request_timeout: float, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.policy = policy
         self.request_timeout = request_timeout
-        self._watches: dict[str, _Watch] = {}
+        self._watches: dict[tuple[str, str], _Watch] = {}
         self._group: TaskGroup | None = None
 
     @property
     def watched(self) -> frozenset[str]:
         """The URIs being polled now."""
-        return frozenset(self._watches)
+        return frozenset(uri for _, uri in self._watches)
 
     def start(self, group: TaskGroup) -> None:
         """Run the polls in `group` (the server's lifespan)."""
@@ -81,33 +84,33 @@ class RunWatcher:
             )
         for uri in runs:
             subscriber.uris.add(uri)
-            watch = self._watches.get(uri)
+            watch = self._watches.get((subscriber.owner, uri))
             if watch is None:
-                watch = self._watches[uri] = _Watch()
-                self._spawn(uri, watch)
+                watch = self._watches[subscriber.owner, uri] = _Watch(subscriber.client)
+                self._spawn(subscriber.owner, uri, watch)
             watch.subscribers.add(subscriber)
 
     def unwatch(self, subscriber: Subscriber, uris: list[str] | None = None) -> None:
         """Stop `subscriber` watching `uris` (all of its URIs by default); a run left unwatched stops polling."""
         for uri in list(subscriber.uris) if uris is None else uris:
             subscriber.uris.discard(uri)
-            watch = self._watches.get(uri)
+            watch = self._watches.get((subscriber.owner, uri))
             if watch is not None:
                 watch.subscribers.discard(subscriber)
                 if not watch.subscribers:
-                    self._end(uri, watch)
+                    self._end(subscriber.owner, uri, watch)
 
-    def _spawn(self, uri: str, watch: _Watch) -> None:
+    def _spawn(self, owner: str, uri: str, watch: _Watch) -> None:
         if self._group is None:
             raise RuntimeError("RunWatcher.start() was not called")
-        self._group.start_soon(self._poll, uri, watch, name=f"watch {uri}")
+        self._group.start_soon(self._poll, owner, uri, watch, name=f"watch {uri}")
 
-    def _end(self, uri: str, watch: _Watch) -> None:
+    def _end(self, owner: str, uri: str, watch: _Watch) -> None:
         watch.scope.cancel()
-        if self._watches.get(uri) is watch:
-            del self._watches[uri]
+        if self._watches.get((owner, uri)) is watch:
+            del self._watches[owner, uri]
 
-    async def _poll(self, uri: str, watch: _Watch) -> None:
+    async def _poll(self, owner: str, uri: str, watch: _Watch) -> None:
         ids = parse_run_uri(uri)
         assert ids is not None
         server_id, run_id = ids
@@ -116,7 +119,7 @@ class RunWatcher:
             intervals = self.policy.intervals()
             while True:
                 try:
-                    envelope = await self.client.get_run_events(
+                    envelope = await watch.client.get_run_events(
                         server_id, run_id, deadline=self.clock.now() + self.request_timeout
                     )
                 except NotFoundError:
@@ -135,7 +138,7 @@ class RunWatcher:
                 await self.clock.sleep(next(intervals))
         for subscriber in watch.subscribers:  # the run ended: its URI no longer counts, and may be watched anew
             subscriber.uris.discard(uri)
-        self._end(uri, watch)
+        self._end(owner, uri, watch)
 
     async def _notify(self, uri: str, watch: _Watch) -> None:
         """Notify each subscriber once (listen streams share one notify: the bus reaches them all)."""

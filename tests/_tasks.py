@@ -28,7 +28,8 @@ from pydantic import ConfigDict
 from acp_mcp.composition import compose
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
-from acp_mcp.tasks import EXTENSION_ID, TaskIds, TaskRef
+from acp_mcp.task_ids import TaskIds, TaskRef
+from acp_mcp.tasks import EXTENSION_ID
 
 from .conftest import FAST_POLLS, SERVER_ID, api_requests
 

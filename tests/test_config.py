@@ -18,7 +18,7 @@ from acp_mcp.config import (
     normalize_base_url,
     settings_fields,
 )
-from acp_mcp.limits import DEFAULT_DRAIN_SECONDS, DEFAULT_WAIT_SECONDS
+from acp_mcp.limits import DEFAULT_CALLER_BURST, DEFAULT_CALLER_RATE, DEFAULT_DRAIN_SECONDS, DEFAULT_WAIT_SECONDS
 
 
 def test_with_no_variables_every_setting_has_its_default() -> None:
@@ -39,10 +39,19 @@ def test_with_no_variables_every_setting_has_its_default() -> None:
         drain_seconds=DEFAULT_DRAIN_SECONDS,
         allowed_hosts=(),
         allowed_origins=(),
+        oauth_issuer=None,
+        public_url=None,
+        keys_file=None,
+        caller_keys=False,
+        shared_key_fallback=False,
+        caller_rate=DEFAULT_CALLER_RATE,
+        caller_burst=DEFAULT_CALLER_BURST,
     )
     assert Settings().base_url == DEFAULT_BASE_URL + "/v1"
 
 
+ISSUER = "https://id.example/realms/team"
+OAUTH = {"ACP_MCP_OAUTH_ISSUER": ISSUER, "ACP_MCP_PUBLIC_URL": "https://acp.example/mcp"}
 VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, attribute, expected value
     ("key-stripped", {"COMPUTER_AGENTS_API_KEY": " tb_key "}, "api_key", "tb_key"),
     ("key-old-name", {"TESTBASE_API_KEY": "tb_old"}, "api_key", "tb_old"),
@@ -86,6 +95,13 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
         "allowed_origins",
         ("https://app.example",),
     ),
+    ("oauth-issuer", {**OAUTH, "ACP_MCP_OAUTH_ISSUER": "https://id.example/realms/team/"}, "oauth_issuer", ISSUER),
+    ("public-url", OAUTH, "public_url", "https://acp.example/mcp"),
+    ("keys-file", {"ACP_MCP_KEYS_FILE": " /etc/acp/keys.toml "}, "keys_file", "/etc/acp/keys.toml"),
+    ("caller-keys", {"ACP_MCP_CALLER_KEYS": "on"}, "caller_keys", True),
+    ("shared-key-fallback", {"ACP_MCP_SHARED_KEY_FALLBACK": "true"}, "shared_key_fallback", True),
+    ("caller-rate-off", {"ACP_MCP_CALLER_RATE": "0"}, "caller_rate", 0.0),
+    ("caller-burst", {"ACP_MCP_CALLER_BURST": "5"}, "caller_burst", 5),
 ]
 VARIABLES = [pytest.param(*case, id=ident) for ident, *case in VARIABLE_CASES]
 
@@ -119,7 +135,35 @@ BAD_VALUES = [
     ("ACP_MCP_PORT", "http", "expected a port from 0 to 65535, got 'http'"),
     ("ACP_MCP_PORT", "70000", "expected a port from 0 to 65535, got '70000'"),
     ("ACP_MCP_PORT", "-1", "expected a port from 0 to 65535, got '-1'"),
+    (
+        "ACP_MCP_PUBLIC_URL",
+        "acp.example/mcp",
+        "expected an http(s) URL without a query or fragment, got 'acp.example/mcp'",
+    ),
+    (
+        "ACP_MCP_OAUTH_ISSUER",
+        "https://id.example/?x=1",
+        "expected an http(s) URL without a query or fragment, got 'https://id.example/?x=1'",
+    ),
+    ("ACP_MCP_CALLER_RATE", "-1", "expected 0 (no limit) or a positive number, got '-1'"),
+    ("ACP_MCP_CALLER_BURST", "0", "expected a whole number from 1, got '0'"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"ACP_MCP_OAUTH_ISSUER": ISSUER}, "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together"),
+        ({"ACP_MCP_PUBLIC_URL": "https://acp.example/mcp"}, "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together"),
+        ({**OAUTH, "ACP_MCP_HTTP_TOKEN": "t" * 32}, "set either ACP_MCP_HTTP_TOKEN (one static token) or"),
+    ],
+    ids=["issuer-alone", "public-url-alone", "oauth-and-static-token"],
+)
+def test_oauth_settings_that_cannot_work_together_are_one_config_error(environ: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+
+    assert str(caught.value).startswith(problem)
 
 
 @pytest.mark.parametrize(("variable", "raw", "problem"), BAD_VALUES)

@@ -30,9 +30,19 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "schemas",
     ),
     "api": ("client", "retries"),
-    "runs": ("messages", "results", "waiting", "repeats", "watching", "service"),
-    "mcp": ("boundary", "process_state", "tools", "tasks", "subscriptions", "completions", "server", "composition"),
-    "transports": ("stdio", "http_server", "shutdown", "cli", "demo", "__main__"),
+    "runs": ("messages", "results", "waiting", "repeats", "watching", "service", "task_ids", "callers"),
+    "mcp": (
+        "boundary",
+        "process_state",
+        "tools",
+        "oauth",
+        "tasks",
+        "subscriptions",
+        "completions",
+        "server",
+        "composition",
+    ),
+    "transports": ("gate", "stdio", "http_server", "shutdown", "cli", "demo", "__main__"),
 }
 LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for module in modules}
 MCP_LAYERS = set(LAYERS["mcp"] + LAYERS["transports"])

@@ -12,6 +12,7 @@ from acp_mcp.errors import (
     ACPError,
     APIStatusError,
     AuthenticationError,
+    CallerKeyMissingError,
     ConflictError,
     ConnectError,
     Envelope,
@@ -76,6 +77,14 @@ CASES: list[tuple[str, ACPError, str, str]] = [  # id, error, what describe says
         "No Computer Agents API key is configured. Ask the user to set COMPUTER_AGENTS_API_KEY in this MCP server's "
         "environment (their client's MCP server config), then restart the server. To try the tools without an "
         "account, start the server with `acp-mcp --sandbox`.",
+        "",
+    ),
+    (
+        "no-caller-key",
+        CallerKeyMissingError(header="X-Computer-Agents-Key"),
+        "This MCP server has no Computer Agents API key for you. Ask its operator to map your account to a key "
+        "(ACP_MCP_KEYS_FILE), or send your own key in the X-Computer-Agents-Key header of your MCP client's config; "
+        "then call again.",
         "",
     ),
     (

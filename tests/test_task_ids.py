@@ -12,7 +12,8 @@ from pydantic import SecretStr
 
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
-from acp_mcp.tasks import EXTENSION_ID, TaskIds, TaskRef
+from acp_mcp.task_ids import TaskIds, TaskRef
+from acp_mcp.tasks import EXTENSION_ID
 
 from ._tasks import forged_id, tasks_client
 from .conftest import API_KEY, SERVER_ID

@@ -1,8 +1,8 @@
 """Local fake of the ACP API's connected agent-runtime run endpoints.
 
 Self-contained: imports only the standard library, starlette, uvicorn, anyio,
-``acp_mcp.clock`` and ``acp_mcp.limits``. Modules: ``store`` (runs, request log, key, pace and
-clock), ``runs`` (a run and its JSON), ``agent`` (the echo agent's commands and
+``acp_mcp.clock`` and ``acp_mcp.limits``. Modules: ``store`` (accounts, runs, request log, pace
+and clock), ``runs`` (a run and its JSON), ``agent`` (the echo agent's commands and
 their timing), ``faults`` (the fault model and how faults are played),
 ``errors`` (the error envelope), ``wakeups`` (held sync answers), ``app`` (the
 routes) and ``runner`` (uvicorn). The sandbox's guesses about undocumented

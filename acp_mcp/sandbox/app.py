@@ -2,8 +2,11 @@
 
 Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept),
 request log, fault injection (see ``faults``), auth, the 413 size check,
-routing. Control routes under /_sandbox (``GET``/``DELETE /_sandbox/requests``,
-``PUT /_sandbox/pace``) need the key but skip the log and faults. There is no
+routing. Auth finds the caller's account: the first presented key (Bearer, then
+``X-API-Key``) that is an account's key decides it; none is 401. The run routes
+act for that account alone (see ``store``). Control routes under /_sandbox
+(``GET``/``DELETE /_sandbox/requests``, ``PUT /_sandbox/pace``) need the key of
+any account, skip the log and faults, and act on the sandbox as a whole. There is no
 ``/health`` and no ``POST /_sandbox/faults``: nothing used them; arm faults with
 ``SandboxState.inject``. Any other path answers the 404 error envelope.
 
@@ -51,6 +54,7 @@ ASYNC_STATUS = 202
 LIGHT_GET_INCLUDES_EVENTS = False
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+ACCOUNT_SCOPE_KEY = "acp_mcp.sandbox.account"
 SERVERS_PATH = "/v1/servers"
 RUNS_PATH = SERVERS_PATH + "/{server_id}/runtime/agent/runs"
 RUN_PATH = RUNS_PATH + "/{run_id}"
@@ -69,6 +73,11 @@ def _error(status: int, message: str | None = None) -> Response:
 def _param(request: Request, name: str) -> str:
     """Return a path parameter, percent-decoded once."""
     return unquote(str(request.path_params[name]))
+
+
+def _account(request: Request) -> str:
+    """Return the account auth found for the request."""
+    return str(request.scope[ACCOUNT_SCOPE_KEY])
 
 
 async def _json_body(request: Request) -> Any:
@@ -102,19 +111,21 @@ class _RunRoutes:
     async def start(self, request: Request) -> Response:
         """POST runs: start a run."""
         turn = parse_turn(await _json_body(request), allow_title=True)
-        run = self.state.start_run(_param(request, "server_id"), turn)
+        run = self.state.start_run(_param(request, "server_id"), turn, account=_account(request))
         return await self._turn_answer(run, turn, SYNC_START_STATUS)
 
     async def continue_(self, request: Request) -> Response:
         """POST runs/{id}/input: start a new turn on a finished run."""
         turn = parse_turn(await _json_body(request), allow_title=False)
-        run = self.state.continue_run(_param(request, "server_id"), _param(request, "run_id"), turn)
+        server_id, run_id = _param(request, "server_id"), _param(request, "run_id")
+        run = self.state.continue_run(server_id, run_id, turn, account=_account(request))
         return await self._turn_answer(run, turn, SYNC_CONTINUE_STATUS)
 
     async def list_(self, request: Request) -> Response:
         """GET runs: list the newest runs of a server."""
         server_id = _param(request, "server_id")
-        runs = [run.to_dict() for run in self.state.list_runs(server_id, _limit(request))]
+        listed = self.state.list_runs(server_id, _limit(request), account=_account(request))
+        runs = [run.to_dict() for run in listed]
         return _json(
             {
                 "serverId": server_id,
@@ -127,7 +138,7 @@ class _RunRoutes:
 
     async def servers(self, request: Request) -> Response:
         """GET servers: the servers (resources) the key can see."""
-        servers = self.state.list_servers(_limit(request))
+        servers = self.state.list_servers(_limit(request), account=_account(request))
         return _json({"object": "list", "data": servers, "servers": servers})
 
     async def get(self, request: Request) -> Response:
@@ -140,12 +151,14 @@ class _RunRoutes:
 
     async def cancel(self, request: Request) -> Response:
         """POST runs/{id}/cancel: cancel a queued or running run."""
-        run = self.state.cancel_run(_param(request, "server_id"), _param(request, "run_id"))
+        server_id, run_id = _param(request, "server_id"), _param(request, "run_id")
+        run = self.state.cancel_run(server_id, run_id, account=_account(request))
         return self._envelope(run, True)
 
     def _run(self, request: Request) -> StoredRun:
         """Return the run named by the path."""
-        return self.state.get_run(_param(request, "server_id"), _param(request, "run_id"))
+        server_id, run_id = _param(request, "server_id"), _param(request, "run_id")
+        return self.state.get_run(server_id, run_id, account=_account(request))
 
     def _envelope(self, run: StoredRun, events: bool, status: int = 200) -> Response:
         """Answer with the envelope of a run."""
@@ -307,15 +320,16 @@ class SandboxApp:
         receive = _replay(body, receive)
         if area == "api" and await self._logged_fault(scope, path, body, receive, send):
             return
-        headers = _headers(scope)
+        accounts = (self.state.account_of(k) for k in _presented_keys(_headers(scope)))
+        account = next((a for a in accounts if a is not None), None)
         response: ASGIApp
-        if not any(self.state.key_matches(k) for k in _presented_keys(headers)):
+        if account is None:
             response = _json(error_body(401, "Invalid or missing API key"), 401)
         elif too_big:
             response = _error(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
         else:
             response = self.routes
-        await response(scope, receive, send)
+        await response({**scope, ACCOUNT_SCOPE_KEY: account}, receive, send)
 
     async def _logged_fault(self, scope: Scope, path: str, body: bytes, receive: Receive, send: Send) -> bool:
         """Log a /v1 request, then play a matching fault; True if it answered."""

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import FrameType, TracebackType
 from typing import Any, Self
 
@@ -195,9 +196,14 @@ def serve_in_thread(state: SandboxState, host: str = "127.0.0.1", port: int = 0)
     return running
 
 
-def run_standalone(host: str, port: int, pace: float, api_key: str | None) -> None:
-    """Serve the sandbox until SIGINT/SIGTERM, announcing URL and key on stdout."""
-    key = api_key or os.environ.get(KEY_ENV) or f"sandbox-{secrets.token_urlsafe(18)}"
+def run_standalone(host: str, port: int, pace: float, api_keys: Sequence[str] = ()) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM, announcing its URL and each key on stdout.
+
+    Each key is one account; without keys, one account keyed by ``$ACP_SANDBOX_KEY`` or a generated key.
+    Raise ValueError (before serving) if a key is empty or given twice.
+    """
+    keys = list(api_keys) or [os.environ.get(KEY_ENV) or f"sandbox-{secrets.token_urlsafe(18)}"]
+    state = SandboxState(pace=pace, api_keys=keys)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -206,9 +212,9 @@ def run_standalone(host: str, port: int, pace: float, api_key: str | None) -> No
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with serve_in_thread(SandboxState(key, pace), host, port) as running:
+        with serve_in_thread(state, host, port) as running:
             print(f"COMPUTER_AGENTS_BASE_URL={running.base_url}")
-            print(f"COMPUTER_AGENTS_API_KEY={key}", flush=True)
+            print("\n".join(f"COMPUTER_AGENTS_API_KEY={key}" for key in keys), flush=True)
             while not stop.wait(0.5):
                 pass
     finally:

@@ -33,9 +33,11 @@ class StoredRun:
     """One run with its events and its current turn (None once the turn has ended).
 
     The fields are as of the sandbox's last read: ``SandboxState.get_run`` brings them up to now.
+    ``account`` is the account that started it; it is not part of the JSON.
     """
 
     id: str
+    account: str
     server_id: str
     thread_id: str
     title: str

@@ -1,4 +1,4 @@
-"""What the sandbox keeps: its key, pace and clock, the runs, the request log and the armed faults.
+"""What the sandbox keeps: its accounts (one per key), pace and clock, the runs, the request log and the armed faults.
 
 Undocumented choices (the sandbox's guesses; see also ``agent``, ``runs`` and ``app``):
 
@@ -13,6 +13,14 @@ Undocumented choices (the sandbox's guesses; see also ``agent``, ``runs`` and ``
   ``input`` become the new turn's.
 - ``CANCEL_EVENT``: cancelling adds a system event "Run cancelled" with logType
   ``status`` and logLevel ``warning``; a cancel stops the turn at once.
+- Accounts: each key is one account, and a run belongs to the account whose key
+  started it. To every other account it is an unknown run (the same 404), the
+  run list holds only the caller's runs and the server list only the servers of
+  its runs (plus ``SANDBOX_SERVER_ID``). Run and event ids are unique across
+  accounts.
+
+Python callers: a method given no ``account`` sees the runs of every account, and
+``start_run`` without one starts as the first account.
 
 Time: runs change only when read. Every read first plays the beats of every
 turn whose time has come on ``clock.now()`` (see ``agent.Turn``), stamped with
@@ -30,6 +38,7 @@ import hmac
 import itertools
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,10 +71,28 @@ class RecordedRequest:
 
 
 class SandboxState:
-    """Everything the sandbox knows: key, pace, clock, runs, request log and faults."""
+    """Everything the sandbox knows: accounts, pace, clock, runs, request log and faults.
 
-    def __init__(self, api_key: str, pace: float = DEFAULT_SANDBOX_PACE, clock: Clock | None = None) -> None:
-        self.api_key = api_key
+    The accounts are `api_key` (if given) followed by `api_keys`, one per key, named ``acct_1``, ``acct_2``...
+    in that order; raise ValueError unless there is at least one key and they are non-empty and distinct.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        pace: float = DEFAULT_SANDBOX_PACE,
+        clock: Clock | None = None,
+        *,
+        api_keys: Sequence[str] = (),
+    ) -> None:
+        if isinstance(api_keys, str):
+            raise TypeError("api_keys must be a sequence of keys, not one key")
+        keys = ([] if api_key is None else [api_key]) + list(api_keys)
+        if not keys or "" in keys or len(set(keys)) != len(keys):
+            raise ValueError("the sandbox needs at least one API key, each non-empty and distinct")
+        self.api_keys: tuple[str, ...] = tuple(keys)
+        self.api_key = keys[0]
+        self.accounts: tuple[str, ...] = tuple(f"acct_{n}" for n in range(1, len(keys) + 1))
         self._pace = float(pace)
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
@@ -127,16 +154,21 @@ class SandboxState:
         """Return and use up the first armed fault matching a request."""
         return self._faults.take(method, path)
 
-    def key_matches(self, presented: str) -> bool:
-        """Compare a presented key with the sandbox key in constant time."""
-        return hmac.compare_digest(presented.encode(), self.api_key.encode())
+    def account_of(self, presented: str) -> str | None:
+        """Return the account whose key was presented, or None; compares with every key in constant time."""
+        found = None
+        for account, key in zip(self.accounts, self.api_keys, strict=True):
+            if hmac.compare_digest(presented.encode(), key.encode()):
+                found = account
+        return found
 
-    def start_run(self, server_id: str, turn: TurnInput) -> StoredRun:
-        """Create a run and begin its first turn."""
+    def start_run(self, server_id: str, turn: TurnInput, *, account: str | None = None) -> StoredRun:
+        """Create a run of `account` (default the first) and begin its first turn."""
         with self._lock:
             number = next(self._run_ids)
             run = StoredRun(
                 id=f"run_{number:06d}",
+                account=account or self.accounts[0],
                 server_id=server_id,
                 thread_id=f"thread_{number:06d}",
                 title=turn.title or turn.text[:TITLE_CHARS],
@@ -149,10 +181,10 @@ class SandboxState:
             self._begin_turn(run, turn.text)
             return run
 
-    def continue_run(self, server_id: str, run_id: str, turn: TurnInput) -> StoredRun:
+    def continue_run(self, server_id: str, run_id: str, turn: TurnInput, *, account: str | None = None) -> StoredRun:
         """Begin a new turn on a finished run; raise 409 RUN_BUSY otherwise."""
         with self._lock:
-            run = self.get_run(server_id, run_id)
+            run = self.get_run(server_id, run_id, account=account)
             if run.status not in TERMINAL:
                 message = f"Run {run.id} is still {run.status}; wait for it to finish or cancel it"
                 raise ApiError(BUSY_STATUS, message, "RUN_BUSY")
@@ -165,35 +197,36 @@ class SandboxState:
             self._begin_turn(run, turn.text)
             return run
 
-    def get_run(self, server_id: str, run_id: str) -> StoredRun:
-        """Return a run of this server, brought up to now; raise 404 otherwise."""
+    def get_run(self, server_id: str, run_id: str, *, account: str | None = None) -> StoredRun:
+        """Return a run of this server (and of `account`, if given), brought up to now; raise 404 otherwise."""
         with self._lock:
             self._catch_up()
             run = self._runs.get(run_id)
-            if run is None or run.server_id != server_id:
+            if run is None or run.server_id != server_id or not _seen_by(run, account):
                 raise ApiError(404, f"Run {run_id} not found")
             return run
 
-    def list_servers(self, limit: int) -> list[dict[str, Any]]:
-        """The servers (resources) that have runs, the one with the newest run first, plus `SANDBOX_SERVER_ID`."""
+    def list_servers(self, limit: int, *, account: str | None = None) -> list[dict[str, Any]]:
+        """The servers (resources) with runs (of `account`, if given), newest run first, plus `SANDBOX_SERVER_ID`."""
         with self._lock:
-            ids = dict.fromkeys([*(r.server_id for r in reversed(self._runs.values())), SANDBOX_SERVER_ID])
+            servers = (r.server_id for r in reversed(self._runs.values()) if _seen_by(r, account))
+            ids = dict.fromkeys([*servers, SANDBOX_SERVER_ID])
         return [
             {"id": server_id, "name": server_id, "kind": "agent_runtime", "status": "deployed"}
             for server_id in list(ids)[:limit]
         ]
 
-    def list_runs(self, server_id: str, limit: int) -> list[StoredRun]:
-        """Return the newest runs of a server, newest first, brought up to now."""
+    def list_runs(self, server_id: str, limit: int, *, account: str | None = None) -> list[StoredRun]:
+        """Return the newest runs of a server (of `account`, if given), newest first, brought up to now."""
         with self._lock:
             self._catch_up()
-            mine = [r for r in reversed(self._runs.values()) if r.server_id == server_id]
+            mine = [r for r in reversed(self._runs.values()) if r.server_id == server_id and _seen_by(r, account)]
             return mine[:limit]
 
-    def cancel_run(self, server_id: str, run_id: str) -> StoredRun:
+    def cancel_run(self, server_id: str, run_id: str, *, account: str | None = None) -> StoredRun:
         """Cancel a queued or running run at once; raise 409 RUN_FINISHED if it ended."""
         with self._lock:
-            run = self.get_run(server_id, run_id)
+            run = self.get_run(server_id, run_id, account=account)
             if run.status in ("completed", "failed"):
                 raise ApiError(FINISHED_STATUS, f"Run {run.id} is already {run.status}", "RUN_FINISHED")
             if run.status != "cancelled":
@@ -275,3 +308,8 @@ class SandboxState:
         run.apply(run.turn.play(), iso_utc(wall), self._event_ids)
         if self._due(run) is None:
             self._ticking.pop(run.id, None)
+
+
+def _seen_by(run: StoredRun, account: str | None) -> bool:
+    """Whether `account` sees the run (no account sees every run)."""
+    return account is None or run.account == account

@@ -1,0 +1,231 @@
+"""Who each streamable HTTP request comes from, what it may do, and how often: the caller gate.
+
+In front of the MCP endpoint, for every request:
+
+1. **The caller.** With OAuth (``ACP_MCP_OAUTH_ISSUER``), the access token's issuer and subject,
+   checked by the `JWTVerifier` (a request without a valid token goes on to the SDK, which answers
+   401; this gate adds the ``scope`` its challenge lacks). With ``ACP_MCP_CALLER_KEYS``, a key sent in
+   the caller-key header is a caller of its own (or, with OAuth, the token's caller's key). Otherwise
+   the process's own caller. `callers.current_caller` carries it to the handlers.
+2. **The scopes.** A message needing a scope the token lacks gets HTTP 403 ``insufficient_scope``
+   with the scopes to ask for (the spec's step-up challenge); the body is read (at most
+   `MAX_AUTHORIZED_BODY_BYTES`) to learn what it asks, then handed on unchanged.
+3. **The rate.** Each identified caller gets a token bucket (``ACP_MCP_CALLER_RATE`` per second,
+   ``ACP_MCP_CALLER_BURST`` at once); beyond it, 429 with ``Retry-After``.
+
+It also serves the RFC 9728 protected-resource metadata, naming the issuer and both scopes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .callers import PROCESS, Caller, Callers, current_caller, fingerprint
+from .clock import Clock
+from .config import CALLER_KEY_HEADER, Settings
+from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS
+from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
+
+METADATA_SUFFIX = "oauth-protected-resource"
+
+
+class RateBuckets:
+    """One token bucket per caller identity: `rate` per second on average, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # identity -> (tokens, when)
+
+    def take(self, identity: str) -> float:
+        """Take one token for `identity`: 0 when it may go on, else the seconds until a token is back."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock.now()
+        tokens, then = self._buckets.pop(identity, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        self._buckets[identity] = (tokens - 1 if wait == 0 else tokens, now)
+        while len(self._buckets) > MAX_RATE_BUCKETS:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+class CallerGate:
+    """The ASGI layer that decides each MCP request's caller, checks its scopes and its rate."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        callers: Callers,
+        verifier: JWTVerifier | None,
+        clock: Clock,
+        mcp_path: str,
+    ) -> None:
+        self._app = app
+        self._settings = settings
+        self._callers = callers
+        self._verifier = verifier
+        self._mcp_path = mcp_path
+        self._buckets = RateBuckets(settings.caller_rate, settings.caller_burst, clock)
+        public = settings.public_url
+        self._metadata_path = urlsplit(well_known(public, METADATA_SUFFIX)).path if public else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        if scope["path"] == self._metadata_path and scope["method"] in ("GET", "HEAD"):
+            await _json(send, 200, self._metadata())
+            return
+        if scope["path"] != self._mcp_path:
+            await self._app(scope, receive, send)
+            return
+        caller = await self._caller(Headers(scope=scope))
+        if caller is None:  # OAuth without a valid token: the SDK answers 401, with the scopes added here
+            await self._app(scope, receive, self._with_scopes(send))
+            return
+        wait = self._buckets.take(caller.identity) if caller.principal != PROCESS else 0.0
+        if wait > 0:
+            retry = str(max(1, math.ceil(wait)))
+            await _json(send, 429, _error("rate_limited", f"too many requests: retry in {retry}s"), retry_after=retry)
+            return
+        if caller.scopes is not None and scope["method"] == "POST":
+            body = await _body(receive)
+            if body is None:
+                await _json(send, 413, _error("invalid_request", "request body too large"))
+                return
+            missing = _needed(body) - caller.scopes
+            if missing:
+                await self._insufficient(send, caller.scopes | missing)
+                return
+            receive = _replay(body, receive)
+        token = current_caller.set(caller)
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            current_caller.reset(token)
+
+    async def _caller(self, headers: Headers) -> Caller | None:
+        """The request's caller; None for an OAuth request without a valid token."""
+        sent = (headers.get(CALLER_KEY_HEADER) or "").strip() or None if self._settings.caller_keys else None
+        if self._verifier is not None:
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            access = await self._verifier.verify_token(token.strip()) if scheme.lower() == "bearer" else None
+            if access is None:
+                return None
+            claims = access.claims or {}
+            key = self._callers.key_for(access.subject, claims, sent)
+            return Caller(f"oauth {claims.get('iss')} {access.subject}", key, frozenset(access.scopes))
+        if sent is not None:
+            return Caller(f"key {fingerprint(sent)}", self._callers.key_for(None, {}, sent))
+        return self._callers.default
+
+    def _metadata(self) -> dict[str, Any]:
+        """RFC 9728 protected-resource metadata."""
+        return {
+            "resource": self._settings.public_url,
+            "authorization_servers": [self._settings.oauth_issuer],
+            "scopes_supported": list(SCOPES),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "acp-mcp (Computer Agents runs)",
+        }
+
+    def _challenge(self, error: str | None, scopes: set[str] | frozenset[str]) -> str:
+        parts = [f'error="{error}"'] if error else []
+        parts.append(f'scope="{" ".join(sorted(scopes))}"')
+        parts.append(f'resource_metadata="{well_known(self._settings.public_url or "", METADATA_SUFFIX)}"')
+        return "Bearer " + ", ".join(parts)
+
+    def _with_scopes(self, send: Send) -> Send:
+        """`send`, with the scopes to ask for added to a 401 challenge (the SDK's has none)."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"www-authenticate"]
+                challenge = self._challenge("invalid_token", frozenset(SCOPES))
+                message = {**message, "headers": [*headers, (b"www-authenticate", challenge.encode())]}
+            await send(message)
+
+        return sending
+
+    async def _insufficient(self, send: Send, scopes: frozenset[str]) -> None:
+        needed = " ".join(sorted(scopes))
+        body = _error("insufficient_scope", f"this request needs the scopes {needed}: sign in again granting them")
+        await _json(send, 403, body, challenge=self._challenge("insufficient_scope", scopes))
+
+
+def _needed(body: bytes) -> frozenset[str]:
+    """The scopes the JSON-RPC message (or batch) in `body` needs; a body that is not JSON needs none here."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return frozenset()
+    messages = data if isinstance(data, list) else [data]
+    needed = set()
+    for message in messages:
+        if isinstance(message, dict) and isinstance(message.get("method"), str):
+            params = message.get("params")
+            scope = needed_scope(message["method"], params if isinstance(params, dict) else None)
+            if scope is not None:
+                needed.add(scope)
+    return frozenset(needed)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body, or None past `MAX_AUTHORIZED_BODY_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_AUTHORIZED_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` once, then what the connection says next (its end)."""
+    sent = False
+
+    async def replaying() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replaying
+
+
+def _error(error: str, description: str) -> dict[str, str]:
+    return {"error": error, "error_description": description}
+
+
+async def _json(
+    send: Send, status: int, body: dict[str, Any], *, challenge: str | None = None, retry_after: str | None = None
+) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if challenge is not None:
+        headers.append((b"www-authenticate", challenge.encode()))
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
