@@ -8,8 +8,9 @@ service (and repeated-start window) and task ids. Nothing is shared between call
 task id of one caller is useless to another. At most `MAX_CALLERS` are kept; the least recent is
 closed first.
 
-Keys come, in this order, from the keys file (a subject's entry, then a claim's), the caller-key
-header (when allowed), then the server's own key (single-user, or when the operator allows it).
+Keys come, in this order, from the keys file (a subject's entry, then a claim's), the key the user
+connected on the connect page (`keystore`), the caller-key header (when allowed), then the server's
+own key (single-user, or when the operator allows it).
 No key and no header value is ever logged or shown: callers are named by a short hash.
 """
 
@@ -34,7 +35,8 @@ from pydantic import SecretStr
 from .client import ACPClient
 from .clock import Clock
 from .config import ConfigError, Settings
-from .limits import KEYS_FILE_CHECK_SECONDS, MAX_CALLERS
+from .keystore import KeyStore
+from .limits import CONNECTED_KEY_SECONDS, KEYS_FILE_CHECK_SECONDS, MAX_CALLERS
 from .redaction import Redactor
 from .service import RunService
 from .task_ids import TaskIds
@@ -60,6 +62,8 @@ class Caller:
     key: SecretStr | None
     scopes: frozenset[str] | None = None
     """The OAuth scopes granted; None when callers are not authenticated by OAuth (everything allowed)."""
+    connect_url: str | None = None
+    """Where a caller without a key connects one (a one-use link), when the connect page is on."""
 
     @property
     def identity(self) -> str:
@@ -179,6 +183,7 @@ class Callers:
         policy: PollPolicy,
         stop_waits: anyio.Event,
         keys_file: KeysFileWatch | None,
+        store: KeyStore | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -186,6 +191,8 @@ class Callers:
         self.policy = policy
         self.stop_waits = stop_waits
         self.keys_file = keys_file
+        self.store = store
+        self._connected: dict[str, tuple[str, float]] = {}  # principal -> (key, read at), briefly
         self.default = Caller(PROCESS, settings.api_key if settings.shared_key_allowed else None)
         self._runs: OrderedDict[tuple[str, str], CallerRuns] = OrderedDict()
         self._group: TaskGroup | None = None
@@ -199,14 +206,42 @@ class Callers:
         for runs in self._runs.values():
             await runs.client.aclose()
 
-    def key_for(self, subject: str | None, claims: Mapping[str, Any], sent: str | None) -> SecretStr | None:
-        """The ACP key of a caller: the keys file's, else the key it sent (if allowed), else the shared one."""
+    async def key_for(
+        self, principal: str, subject: str | None, claims: Mapping[str, Any], sent: str | None
+    ) -> SecretStr | None:
+        """The ACP key of a caller: the keys file's, else the one it connected, else the key it sent (if allowed),
+        else the shared one."""
         mapped = self.keys_file.get().key_for(subject, claims) if self.keys_file is not None else None
         if mapped is not None:
             return SecretStr(mapped)
+        connected = await self._connected_key(principal)
+        if connected is not None:
+            return SecretStr(connected)
         if sent and self.settings.caller_keys:
             return SecretStr(sent)
         return self.settings.api_key if self.settings.shared_key_allowed else None
+
+    async def _connected_key(self, principal: str) -> str | None:
+        """The key `principal` connected, if the store is on (reused for `CONNECTED_KEY_SECONDS`)."""
+        if self.store is None:
+            return None
+        now = self.clock.now()
+        held = self._connected.get(principal)
+        if held is not None and now - held[1] < CONNECTED_KEY_SECONDS:
+            return held[0]
+        key = await self.store.get(principal)
+        if key is None:
+            self._connected.pop(principal, None)
+            return None
+        self.redact.add(key)
+        self._connected[principal] = (key, now)
+        while len(self._connected) > MAX_CALLERS:
+            self._connected.pop(next(iter(self._connected)))
+        return key
+
+    def forget(self, principal: str) -> None:
+        """Read `principal`'s connected key from the store again on its next request (it just changed)."""
+        self._connected.pop(principal, None)
 
     def caller(self) -> Caller:
         """The request's caller (`current_caller`), or the process's own caller."""

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every ``ACP_*`` setting is also a flag, the secrets never are."""
     parser = argparse.ArgumentParser(
         prog="acp-mcp",
+        allow_abbrev=False,  # the sandbox's --key must never be read as a prefix of --keys-file or --key-store
         description="MCP server for agent runs on the Computer Agents platform (ACP API). Serves MCP over "
         "stdio by default. The API key is read from COMPUTER_AGENTS_API_KEY only, the HTTP caller token "
         "from ACP_MCP_HTTP_TOKEN only.",

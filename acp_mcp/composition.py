@@ -19,6 +19,8 @@ from .boundary import Boundary
 from .callers import Callers, KeysFileWatch
 from .clock import Clock, SystemClock
 from .config import Settings
+from .keystore import KeyStore, open_key_store, read_kek
+from .links import ConnectLinks, connect_base
 from .oauth import JWTVerifier
 from .process_state import ProcessState
 from .redaction import Redactor
@@ -39,6 +41,10 @@ class Application:
     """Set by the HTTP server when it drains: every wait in flight ends at its next poll."""
     verifier: JWTVerifier | None = None
     """Checks callers' OAuth access tokens (streamable HTTP with ``ACP_MCP_OAUTH_ISSUER``)."""
+    store: KeyStore | None = None
+    """The keys users connect, sealed (with ``ACP_MCP_KEY_ENCRYPTION_KEY``)."""
+    links: ConnectLinks | None = None
+    """The connect page's one-use links (with the store)."""
 
 
 def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Clock | None = None) -> Application:
@@ -48,13 +54,24 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
     redact = Redactor(settings.secrets())
     stop_waits = anyio.Event()
     keys_file = KeysFileWatch(Path(settings.keys_file), clock, redact) if settings.keys_file else None
+    store = links = None
+    if settings.connect and settings.key_encryption_key is not None and settings.public_url is not None:
+        kek = read_kek(settings.key_encryption_key.get_secret_value())
+        store = open_key_store(settings.key_store, kek)
+        links = ConnectLinks(kek, connect_base(settings.public_url), clock)
     state = ProcessState(
         settings=settings,
         clock=clock,
         redact=redact,
         boundary=Boundary(base_url=settings.base_url, redact=redact),
         callers=Callers(
-            settings, clock=clock, redact=redact, policy=policy, stop_waits=stop_waits, keys_file=keys_file
+            settings,
+            clock=clock,
+            redact=redact,
+            policy=policy,
+            stop_waits=stop_waits,
+            keys_file=keys_file,
+            store=store,
         ),
         watcher=RunWatcher(policy, settings.request_timeout, clock),
     )
@@ -72,4 +89,4 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
         bus=InMemorySubscriptionBus(),
         verifier=verifier,
     )
-    return Application(server, state, stop_waits, verifier)
+    return Application(server, state, stop_waits, verifier, store, links)

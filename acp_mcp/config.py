@@ -32,6 +32,8 @@ DEFAULT_BASE_URL = "https://api.computer-agents.com"
 KEY_VARIABLES = ("COMPUTER_AGENTS_API_KEY", "TESTBASE_API_KEY")
 BASE_URL_VARIABLES = ("COMPUTER_AGENTS_BASE_URL", "COMPUTER_AGENTS_API_URL")
 HTTP_TOKEN_VARIABLE = "ACP_MCP_HTTP_TOKEN"
+KEK_VARIABLE = "ACP_MCP_KEY_ENCRYPTION_KEY"
+DEFAULT_KEY_STORE = "acp-mcp-keys.sqlite"
 CALLER_KEY_HEADER = "X-Computer-Agents-Key"
 
 
@@ -146,6 +148,8 @@ class Settings:
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL + "/v1"
     http_token: SecretStr | None = None
+    key_encryption_key: SecretStr | None = None
+    """Seals the keys users connect (`keystore`); with OAuth, it turns the connect page on. Environment only."""
     request_timeout: float = _setting(
         DEFAULT_REQUEST_TIMEOUT,
         "ACP_MCP_REQUEST_TIMEOUT",
@@ -225,6 +229,13 @@ class Settings:
         "JSON or TOML file giving each token subject (or claim value) its ACP key; reread when it changes",
         _optional,
     )
+    key_store: str = _setting(
+        DEFAULT_KEY_STORE,
+        "ACP_MCP_KEY_STORE",
+        "--key-store",
+        f"where connected keys are kept (with {KEK_VARIABLE}): a SQLite file, or a postgresql:// URL for replicas",
+        str,
+    )
     caller_keys: bool = _setting(
         False,
         "ACP_MCP_CALLER_KEYS",
@@ -260,6 +271,8 @@ class Settings:
             raise ConfigError(
                 "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together: set both to accept OAuth access tokens"
             )
+        if self.key_encryption_key is not None and self.oauth_issuer is None:
+            raise ConfigError(f"{KEK_VARIABLE} needs ACP_MCP_OAUTH_ISSUER: connected keys belong to signed-in users")
         if self.oauth_issuer is not None and self.http_token is not None:
             raise ConfigError(f"set either {HTTP_TOKEN_VARIABLE} (one static token) or ACP_MCP_OAUTH_ISSUER, not both")
 
@@ -267,6 +280,11 @@ class Settings:
     def oauth(self) -> bool:
         """True when callers authenticate with OAuth access tokens."""
         return self.oauth_issuer is not None
+
+    @property
+    def connect(self) -> bool:
+        """True when signed-in users may connect their own key on the connect page."""
+        return self.oauth and self.key_encryption_key is not None
 
     @property
     def per_caller_keys(self) -> bool:
@@ -288,6 +306,8 @@ class Settings:
             values["api_key"] = SecretStr(key.strip())
         if env.get(HTTP_TOKEN_VARIABLE, "").strip():
             values["http_token"] = SecretStr(env[HTTP_TOKEN_VARIABLE].strip())
+        if env.get(KEK_VARIABLE, "").strip():
+            values["key_encryption_key"] = SecretStr(env[KEK_VARIABLE].strip())
         base_url = next((env[name] for name in BASE_URL_VARIABLES if env.get(name, "").strip()), None)
         if base_url is not None:
             values["base_url"] = base_url.strip()
@@ -304,7 +324,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values to mask in every message and log line."""
-        return [secret.get_secret_value() for secret in (self.api_key, self.http_token) if secret is not None]
+        kept = (self.api_key, self.http_token, self.key_encryption_key)
+        return [secret.get_secret_value() for secret in kept if secret is not None]
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None `overrides` applied."""

@@ -31,6 +31,7 @@ from .callers import PROCESS, Caller, Callers, current_caller, fingerprint
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
 from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS
+from .links import CONNECT_PATH, ConnectLinks
 from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
 
 METADATA_SUFFIX = "oauth-protected-resource"
@@ -71,6 +72,8 @@ class CallerGate:
         verifier: JWTVerifier | None,
         clock: Clock,
         mcp_path: str,
+        links: ConnectLinks | None = None,
+        page: ASGIApp | None = None,
     ) -> None:
         self._app = app
         self._settings = settings
@@ -78,6 +81,8 @@ class CallerGate:
         self._verifier = verifier
         self._mcp_path = mcp_path
         self._buckets = RateBuckets(settings.caller_rate, settings.caller_burst, clock)
+        self._links = links
+        self._page = page
         public = settings.public_url
         self._metadata_path = urlsplit(well_known(public, METADATA_SUFFIX)).path if public else None
 
@@ -87,6 +92,9 @@ class CallerGate:
             return
         if scope["path"] == self._metadata_path and scope["method"] in ("GET", "HEAD"):
             await _json(send, 200, self._metadata())
+            return
+        if scope["path"] == CONNECT_PATH and self._page is not None:
+            await self._page(scope, receive, send)
             return
         if scope["path"] != self._mcp_path:
             await self._app(scope, receive, send)
@@ -125,10 +133,13 @@ class CallerGate:
             if access is None:
                 return None
             claims = access.claims or {}
-            key = self._callers.key_for(access.subject, claims, sent)
-            return Caller(f"oauth {claims.get('iss')} {access.subject}", key, frozenset(access.scopes))
+            principal = f"oauth {claims.get('iss')} {access.subject}"
+            key = await self._callers.key_for(principal, access.subject, claims, sent)
+            link = self._links.url(principal) if key is None and self._links is not None else None
+            return Caller(principal, key, frozenset(access.scopes), link)
         if sent is not None:
-            return Caller(f"key {fingerprint(sent)}", self._callers.key_for(None, {}, sent))
+            principal = f"key {fingerprint(sent)}"
+            return Caller(principal, await self._callers.key_for(principal, None, {}, sent))
         return self._callers.default
 
     def _metadata(self) -> dict[str, Any]:

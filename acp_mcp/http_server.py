@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .composition import Application
 from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
+from .connect import ConnectPage
 from .gate import CallerGate
 from .limits import MIN_TOKEN_CHARS
 from .shutdown import run_until_signalled
@@ -214,10 +215,27 @@ def http_app(application: Application) -> FrontDoor:
         verifier=application.verifier,
         clock=state.clock,
         mcp_path=MCP_PATH,
+        links=application.links,
+        page=_connect_page(application),
     )
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
     return FrontDoor(app)
+
+
+def _connect_page(application: Application) -> ConnectPage | None:
+    """The connect page, when signed-in users may connect their own key."""
+    state = application.state
+    if application.store is None or application.links is None:
+        return None
+    return ConnectPage(
+        state.settings,
+        application.links,
+        application.store,
+        clock=state.clock,
+        redact=state.redact,
+        changed=state.callers.forget,
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -320,3 +338,5 @@ async def serve_http(application: Application) -> None:
         web.should_exit = True
     if application.verifier is not None:
         await application.verifier.aclose()
+    if application.store is not None:
+        await application.store.aclose()

@@ -151,6 +151,13 @@ MAX_AUTHORIZED_BODY_BYTES = 4 * 1024 * 1024
 """Largest MCP request body read to learn which scopes it needs (the SDK's own limit)."""
 KEYS_FILE_CHECK_SECONDS = 1.0
 """The keys file is checked for changes at most this often."""
+CONNECT_LINK_SECONDS = 600.0
+"""A connect link works for this long (and once): time to find the key and paste it."""
+CONNECT_FORM_BYTES = 4_096
+"""Largest connect form read: a key and a link."""
+CONNECTED_KEY_SECONDS = 10.0
+"""A connected key read from the store is reused this long before it is read again (a disconnect takes this long
+to reach every replica)."""
 MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
 DEFAULT_DRAIN_SECONDS = 20.0

@@ -269,6 +269,17 @@ def read_only_refusal(tool: str) -> str:
     )
 
 
+CONNECT_PROMPT = "Connect your Computer Agents API key to use these tools (it goes to this server, not to the chat)."
+
+
+def connect_refusal(url: str) -> str:
+    """A caller without a key, whose client cannot open a URL elicitation: the link, and what to do."""
+    return (
+        f"No Computer Agents API key is connected for you yet. Ask the user to open {url} and paste their key "
+        "there (the link works once, for 10 minutes; the key never passes through this chat), then call again."
+    )
+
+
 def scope_refusal(tool: str, scope: str) -> str:
     """A tool the caller's access token has no scope for."""
     return (

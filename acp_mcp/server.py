@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,13 +22,14 @@ from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 from mcp.types import (
     INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
     CompletionContext,
+    ElicitRequestURLParams,
     GetPromptResult,
     Icon,
     InputRequiredResult,
@@ -40,7 +42,7 @@ from pydantic import AnyHttpUrl
 from . import __version__
 from .completions import complete_run_argument
 from .limits import LIST_TTL_MS
-from .messages import read_only_refusal, scope_refusal
+from .messages import CONNECT_PROMPT, connect_refusal, read_only_refusal, scope_refusal
 from .oauth import JWTVerifier, tool_scope
 from .process_state import ProcessState
 from .schemas import input_schema, output_schema
@@ -137,6 +139,9 @@ class ACPServer(MCPServer):
             raise ToolError(read_only_refusal(name))
         if not self._granted(name):
             raise ToolError(scope_refusal(name, tool_scope(name)))
+        caller = self.state.callers.caller()
+        if caller.key is None and caller.connect_url is not None:
+            _send_to_connect(name, caller.connect_url, context)
         with self.state.boundary.tool_call(name):
             return await super().call_tool(name, arguments, context)
 
@@ -166,6 +171,19 @@ class ACPServer(MCPServer):
         """Whether the request's caller may call tool `name` (always, unless OAuth scopes say otherwise)."""
         scopes = self.state.callers.caller().scopes
         return scopes is None or tool_scope(name) in scopes
+
+
+def _send_to_connect(name: str, url: str, context: Context[Any, Any] | None) -> None:
+    """A caller without a key goes to the connect page: by URL-mode elicitation where the client takes it
+    (the call fails with -32042 and the client opens the page), else in a tool error that gives the link."""
+    capabilities = context.request_context.session.client_capabilities if context is not None else None
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    if elicitation is not None and elicitation.url is not None:
+        request = ElicitRequestURLParams(
+            mode="url", message=CONNECT_PROMPT, url=url, elicitation_id=secrets.token_urlsafe(12)
+        )
+        raise UrlElicitationRequiredError([request], message=CONNECT_PROMPT)
+    raise ToolError(f"Error executing tool {name}: {connect_refusal(url)}")
 
 
 def tool_description(fn: Any) -> str:

@@ -9,7 +9,6 @@ worthless to another caller or key: a forged, altered or foreign id reads as Non
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -20,6 +19,7 @@ from typing import get_args
 
 from .limits import MAX_TASK_ID_CHARS
 from .results import Outcome
+from .text import b64url, unb64url
 
 _ID_VERSION = 1
 _MAC_BYTES = 16
@@ -54,7 +54,7 @@ class TaskIds:
         """The task id for `ref`."""
         fields = [_ID_VERSION, ref.server_id, ref.run_id, ref.outcome, ref.http_status, ref.max_events, ref.created_ms]
         payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return f"{b64url(payload)}.{b64url(self._mac(payload))}"
 
     def read(self, task_id: str) -> TaskRef | None:
         """The reference `task_id` carries, or None when it is malformed or not signed with this key."""
@@ -62,7 +62,7 @@ class TaskIds:
             return None
         encoded, mac = task_id.split(".")
         try:
-            payload, given = _unb64(encoded), _unb64(mac)
+            payload, given = unb64url(encoded), unb64url(mac)
         except (ValueError, binascii.Error):
             return None
         if not hmac.compare_digest(given, self._mac(payload)):
@@ -74,11 +74,3 @@ class TaskIds:
         if version != _ID_VERSION or outcome not in _OUTCOMES or type(max_events) is not int:
             return None
         return TaskRef(server_id, run_id, outcome, http_status, max_events, created_ms)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))

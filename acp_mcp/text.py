@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+
+
+def b64url(data: bytes) -> str:
+    """`data` in unpadded base64url (for ids and links)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text: str) -> bytes:
+    """The bytes of unpadded base64url `text`; `ValueError` (binascii.Error) if it is not that."""
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
 
 
 def clip(text: str | None, limit: int) -> str | None:

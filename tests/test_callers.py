@@ -127,17 +127,19 @@ def callers(settings: Settings, keys: KeysFile | None = None, tmp_path: Path | N
     ],
     ids=["single-user", "header", "header-mode-no-header", "fallback-allowed", "header-not-accepted"],
 )
-def test_a_callers_key_comes_from_its_header_only_when_allowed_and_the_shared_key_only_when_allowed(
+@pytest.mark.anyio
+async def test_a_callers_key_comes_from_its_header_only_when_allowed_and_the_shared_key_only_when_allowed(
     settings: Settings, sent: str | None, key: str | None
 ) -> None:
-    found = callers(settings).key_for(None, {}, sent)
+    found = await callers(settings).key_for("key x", None, {}, sent)
 
     assert (found.get_secret_value() if found else None) == key
 
 
-def test_the_keys_file_wins_over_the_header(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_the_keys_file_wins_over_the_header(tmp_path: Path) -> None:
     settings = Settings(caller_keys=True, keys_file=str(tmp_path / "keys.json"))
-    found = callers(settings, KeysFile({"alice": ALICE}), tmp_path).key_for("alice", {}, "tb_sent")
+    found = await callers(settings, KeysFile({"alice": ALICE}), tmp_path).key_for("oauth i alice", "alice", {}, "s")
 
     assert found is not None and found.get_secret_value() == ALICE
 

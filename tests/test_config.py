@@ -11,6 +11,7 @@ from acp_mcp.config import (
     BASE_URL_VARIABLES,
     DEFAULT_BASE_URL,
     HTTP_TOKEN_VARIABLE,
+    KEK_VARIABLE,
     KEY_VARIABLES,
     ConfigError,
     Settings,
@@ -46,6 +47,8 @@ def test_with_no_variables_every_setting_has_its_default() -> None:
         shared_key_fallback=False,
         caller_rate=DEFAULT_CALLER_RATE,
         caller_burst=DEFAULT_CALLER_BURST,
+        key_encryption_key=None,
+        key_store="acp-mcp-keys.sqlite",
     )
     assert Settings().base_url == DEFAULT_BASE_URL + "/v1"
 
@@ -102,6 +105,8 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("shared-key-fallback", {"ACP_MCP_SHARED_KEY_FALLBACK": "true"}, "shared_key_fallback", True),
     ("caller-rate-off", {"ACP_MCP_CALLER_RATE": "0"}, "caller_rate", 0.0),
     ("caller-burst", {"ACP_MCP_CALLER_BURST": "5"}, "caller_burst", 5),
+    ("key-store", {"ACP_MCP_KEY_STORE": "postgresql://db/acp"}, "key_store", "postgresql://db/acp"),
+    ("key-encryption-key", {**OAUTH, "ACP_MCP_KEY_ENCRYPTION_KEY": " a2V5 "}, "key_encryption_key", "a2V5"),
 ]
 VARIABLES = [pytest.param(*case, id=ident) for ident, *case in VARIABLE_CASES]
 
@@ -114,7 +119,13 @@ def test_each_variable_sets_its_setting(environ: dict[str, str], attribute: str,
 
 
 def test_the_table_covers_every_variable_the_server_reads() -> None:
-    read = {*KEY_VARIABLES, *BASE_URL_VARIABLES, HTTP_TOKEN_VARIABLE, *(s.env for _, s in settings_fields())}
+    read = {
+        *KEY_VARIABLES,
+        *BASE_URL_VARIABLES,
+        HTTP_TOKEN_VARIABLE,
+        KEK_VARIABLE,
+        *(s.env for _, s in settings_fields()),
+    }
     covered = {name for _, environ, _, _ in VARIABLE_CASES for name in environ}
 
     assert covered == read
@@ -156,8 +167,9 @@ BAD_VALUES = [
         ({"ACP_MCP_OAUTH_ISSUER": ISSUER}, "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together"),
         ({"ACP_MCP_PUBLIC_URL": "https://acp.example/mcp"}, "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together"),
         ({**OAUTH, "ACP_MCP_HTTP_TOKEN": "t" * 32}, "set either ACP_MCP_HTTP_TOKEN (one static token) or"),
+        ({"ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5"}, "ACP_MCP_KEY_ENCRYPTION_KEY needs ACP_MCP_OAUTH_ISSUER"),
     ],
-    ids=["issuer-alone", "public-url-alone", "oauth-and-static-token"],
+    ids=["issuer-alone", "public-url-alone", "oauth-and-static-token", "encryption-key-without-oauth"],
 )
 def test_oauth_settings_that_cannot_work_together_are_one_config_error(environ: dict[str, str], problem: str) -> None:
     with pytest.raises(ConfigError) as caught:

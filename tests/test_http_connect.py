@@ -1,0 +1,180 @@
+"""A signed-in user without a key connects their own on the connect page, over real loopback HTTP: the link
+in the tool error (or a URL elicitation), the page, the key checked with the API, sealed in the store, used
+on the next call; links work once; disconnecting forgets the key. (In a real browser: test_browser_connect.)"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.types import URL_ELICITATION_REQUIRED, CallToolResult, ElicitRequestParams, ElicitResult
+
+from acp_mcp.messages import CONNECT_PROMPT
+from acp_mcp.sandbox import RunningSandbox
+
+from ._browser import drive_form
+from ._issuer import RunningIssuer, serve_issuer
+from ._tooling import HttpServer, free_port, http_server
+from .conftest import API_KEY, SERVER_ID, api_requests, error_text, sandbox_env
+
+pytestmark = pytest.mark.anyio
+
+KEK = base64.b64encode(bytes(range(32))).decode()
+LINK = re.compile(r"open (http://\S+/connect\?link=\S+) and paste")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[RunningIssuer]:
+    with serve_issuer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("connect") / "keys.sqlite"
+
+
+@pytest.fixture(scope="module")
+def server(issuer: RunningIssuer, running_sandbox: RunningSandbox, store: Path) -> Iterator[HttpServer]:
+    port = free_port()
+    env = sandbox_env(
+        running_sandbox,
+        ACP_SERVER_ID=SERVER_ID,
+        ACP_MCP_PORT=str(port),
+        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
+        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
+        ACP_MCP_KEY_ENCRYPTION_KEY=KEK,
+        ACP_MCP_KEY_STORE=str(store),
+    )
+    del env["COMPUTER_AGENTS_API_KEY"]  # nobody acts with a shared key here
+    with http_server(**env) as running:
+        yield running
+
+
+async def link_for(server: HttpServer, access: str) -> str:
+    async with server.client(access) as client:
+        result = await client.call_tool("list_agent_runs", {})
+    match = LINK.search(error_text(result, "list_agent_runs"))
+    assert match is not None, error_text(result, "list_agent_runs")
+    return match[1]
+
+
+async def submit(link: str, key: str, action: str = "connect") -> httpx2.Response:
+    token = link.split("link=", 1)[1]
+    async with httpx2.AsyncClient() as http:
+        return await http.post(link.split("?", 1)[0], data={"link": token, "key": key, "action": action})
+
+
+async def test_a_user_without_a_key_gets_a_link_connects_their_key_and_the_next_call_uses_it(
+    server: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox
+) -> None:
+    access = issuer.mint(aud=server.url, sub="erin")
+    link = await link_for(server, access)
+    assert api_requests(sandbox) == []
+
+    async with httpx2.AsyncClient() as http:
+        page = await http.get(link)
+    refused = await submit(link, "tb_not_a_key_of_any_account")
+    connected = await submit(link, API_KEY)
+    again = await submit(link, API_KEY)
+    async with server.client(access) as client:
+        listed = await client.call_tool("list_agent_runs", {})
+
+    assert page.status_code == 200 and 'type="password"' in page.text and "Connect your Computer Agents" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    assert refused.status_code == 400 and "refused this key" in refused.text, "a wrong key costs nothing"
+    assert connected.status_code == 200 and "Connected" in connected.text
+    assert again.status_code == 400 and "already used" in again.text
+    assert not listed.is_error
+    assert [r.headers["authorization"] for r in api_requests(sandbox, method="GET")][-1] == f"Bearer {API_KEY}"
+    assert all(API_KEY not in text for text in (page.text, refused.text, connected.text))
+
+
+async def test_a_forged_or_altered_link_shows_the_expired_page_and_stores_nothing(
+    server: HttpServer, issuer: RunningIssuer
+) -> None:
+    link = await link_for(server, issuer.mint(aud=server.url, sub="frank"))
+    async with httpx2.AsyncClient() as http:
+        altered = await http.get(link[:-3] + "xyz")
+    posted = await submit(link[:-3] + "xyz", API_KEY)
+
+    assert altered.status_code == 400 and "expired" in altered.text
+    assert posted.status_code == 400
+    assert LINK.search(error_text(await _call(server, issuer, "frank"), "list_agent_runs"))
+
+
+async def _call(server: HttpServer, issuer: RunningIssuer, sub: str) -> CallToolResult:
+    async with server.client(issuer.mint(aud=server.url, sub=sub)) as client:
+        return await client.call_tool("list_agent_runs", {})
+
+
+async def test_the_connected_page_can_disconnect_and_the_key_is_forgotten_at_once(
+    server: HttpServer, issuer: RunningIssuer
+) -> None:
+    access = issuer.mint(aud=server.url, sub="grace")
+    connected = await submit(await link_for(server, access), API_KEY)
+    async with server.client(access) as client:
+        assert not (await client.call_tool("list_agent_runs", {})).is_error
+    token = re.search(r'name="link" value="([^"]+)"', connected.text)
+    assert token is not None, connected.text
+
+    gone = await submit(f"{server.url.replace('/mcp', '/connect')}?link={token[1]}", "", action="disconnect")
+
+    assert gone.status_code == 200 and "Disconnected" in gone.text
+    assert LINK.search(error_text(await _call(server, issuer, "grace"), "list_agent_runs"))
+
+
+async def test_a_client_that_takes_url_elicitation_is_sent_to_the_page_by_one(
+    server: HttpServer, issuer: RunningIssuer
+) -> None:
+    async def never_called(context: object, params: ElicitRequestParams) -> ElicitResult:
+        raise AssertionError("the server asks by error, not by request")
+
+    access = issuer.mint(aud=server.url, sub="heidi")
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {access}"}, timeout=30) as http,
+        Client(streamable_http_client(server.url, http_client=http), elicitation_callback=never_called) as client,
+    ):
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("list_agent_runs", {})
+
+    assert caught.value.error.code == URL_ELICITATION_REQUIRED
+    (elicitation,) = caught.value.error.data["elicitations"]
+    assert elicitation["mode"] == "url" and elicitation["message"] == CONNECT_PROMPT
+    assert elicitation["url"].startswith(server.url.replace("/mcp", "/connect?link="))
+
+
+def test_the_store_file_holds_no_key_in_clear(server: HttpServer, store: Path) -> None:
+    assert store.stat().st_size > 0
+    assert API_KEY.encode() not in store.read_bytes()
+
+
+@pytest.mark.external
+async def test_in_a_real_browser_the_link_opens_the_page_the_key_is_connected_and_nothing_leaves_the_page(
+    server: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox
+) -> None:
+    access = issuer.mint(aud=server.url, sub="judy")
+    link = await link_for(server, access)
+
+    report = await anyio.to_thread.run_sync(
+        lambda: drive_form(link, [{"fill": "input[name=key]", "value": API_KEY}, {"click": "button[value=connect]"}])
+    )
+    async with server.client(access) as client:
+        listed = await client.call_tool("list_agent_runs", {})
+
+    text = report["text"] or ""
+    assert report["status"] == 200 and text.startswith("Connected")
+    assert [(n["method"], n["status"]) for n in report["navigations"]] == [("GET", 200), ("POST", 200)]
+    assert report["foreign_requests"] == [] and report["console_errors"] == [] and report["page_errors"] == []
+    assert API_KEY not in text
+    assert not listed.is_error
+    assert [r.headers["authorization"] for r in api_requests(sandbox)][-1] == f"Bearer {API_KEY}"
