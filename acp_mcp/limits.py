@@ -122,6 +122,8 @@ REPEAT_WINDOW_SECONDS = 600.0
 """How long after a cancelled start an identical one is answered with its run."""
 MAX_REMEMBERED_STARTS = 256
 """Cancelled starts kept at most (the oldest are forgotten first)."""
+MAX_LISTEN_STREAMS = 1_024
+"""Listen streams open at once in a process (the SDK's own bound)."""
 MAX_RUNS_PER_SUBSCRIBER = 16
 """Run URIs one session or listen stream may watch at once: each costs a poll."""
 MAX_TASK_ID_CHARS = 4_096

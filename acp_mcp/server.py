@@ -124,7 +124,7 @@ class ACPServer(MCPServer):
             )
         _add_run_resource(self, state)
         serve_subscriptions(
-            self.lowlevel, bus, state.watcher, state.callers, state.boundary, sessions=not state.settings.stateless
+            self.lowlevel, state.watcher, state.callers, state.boundary, sessions=not state.settings.stateless
         )
 
     @property

@@ -1,7 +1,7 @@
 """Run subscriptions wired into both protocol eras, and capabilities that claim exactly what works.
 
-2026-07-28: ``subscriptions/listen`` streams, served by the SDK's `ListenHandler` on our bus, with
-each stream's run URIs registered with the `RunWatcher` while the stream lasts. 2025-11-25:
+2026-07-28: ``subscriptions/listen`` streams, each served by the SDK's `ListenHandler` on a bus of its
+own, with the stream's run URIs registered with the `RunWatcher` (as its caller's) while it lasts. 2025-11-25:
 ``resources/subscribe`` / ``resources/unsubscribe`` per session (not with ``--stateless``, where
 no session outlives its request). Both eras advertise ``listChanged: false``: the lists never change.
 """
@@ -16,7 +16,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INTERNAL_ERROR,
     DiscoverResult,
     EmptyResult,
     RequestParams,
@@ -29,34 +31,44 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .boundary import Boundary
 from .callers import Callers
+from .limits import MAX_LISTEN_STREAMS
 from .watching import Notify, RunWatcher, Subscriber
 
 
-class RunListenHandler(ListenHandler):
-    """``subscriptions/listen``: the SDK's stream, with its run URIs watched while it lasts."""
+class RunListenHandler:
+    """``subscriptions/listen``: the SDK's stream, fed by a bus of its own, with its run URIs watched while it lasts.
 
-    def __init__(self, bus: InMemorySubscriptionBus, watcher: RunWatcher, callers: Callers, boundary: Boundary) -> None:
-        super().__init__(bus)
-        self.bus = bus
+    A bus per stream means a stream hears only of the runs its own caller watches, with its own key:
+    another caller watching the same URI (even knowing the ids) is another watch, and never this stream's.
+    At most `MAX_LISTEN_STREAMS` are open at once, as the SDK's own handler allows.
+    """
+
+    def __init__(self, watcher: RunWatcher, callers: Callers, boundary: Boundary) -> None:
         self.watcher = watcher
         self.callers = callers
         self.boundary = boundary
+        self._open = 0
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
+        if self._open >= MAX_LISTEN_STREAMS:
+            raise MCPError(INTERNAL_ERROR, "Subscription limit reached")
+        bus = InMemorySubscriptionBus()
+
+        async def publish(uri: str) -> None:
+            await bus.publish(ResourceUpdated(uri=uri))
+
         runs = self.callers.current()
-        subscriber = Subscriber(self.publish, runs.caller.identity, runs.client)
+        subscriber = Subscriber(publish, runs.caller.identity, runs.client)
         with self.boundary.request("subscriptions/listen"):
             self.watcher.watch(subscriber, list(params.notifications.resource_subscriptions or ()))
+        self._open += 1
         try:
-            return await super().__call__(ctx, params)
+            return await ListenHandler(bus, max_subscriptions=1)(ctx, params)
         finally:
+            self._open -= 1
             self.watcher.unwatch(subscriber)
-
-    async def publish(self, uri: str) -> None:
-        """One event on the bus reaches every listen stream that asked for `uri`."""
-        await self.bus.publish(ResourceUpdated(uri=uri))
 
 
 class SessionSubscriptions:
@@ -108,7 +120,6 @@ def _connection(session: ServerSession) -> Connection:
 
 def serve_subscriptions(
     server: Server[Any],
-    bus: InMemorySubscriptionBus,
     watcher: RunWatcher,
     callers: Callers,
     boundary: Boundary,
@@ -116,7 +127,7 @@ def serve_subscriptions(
     sessions: bool,
 ) -> None:
     """Register the subscription methods on `server` and the honest ``server/discover``."""
-    listen = RunListenHandler(bus, watcher, callers, boundary)
+    listen = RunListenHandler(watcher, callers, boundary)
     server.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listen)
     if sessions:
         legacy = SessionSubscriptions(watcher, callers, boundary)

@@ -8,18 +8,20 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.subscriptions import ResourceUpdated
 
 from acp_mcp.sandbox import RunningSandbox, SandboxState, serve_in_thread
 
 from ._http import MCP_HEADERS, bearer
 from ._issuer import MemoryStorage, RunningIssuer, serve_issuer
 from ._tooling import HttpServer, free_port, http_server
-from .conftest import API_KEY, FAST_PACE, SERVER_ID, api_requests, error_text, runs_path, sandbox_env
+from .conftest import API_KEY, FAST_PACE, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, until
 
 pytestmark = pytest.mark.anyio
 
@@ -223,6 +225,7 @@ async def test_a_caller_past_its_burst_gets_429_with_retry_after(
 
 
 OTHER_KEY = "tb_other_account_key_0123456789"
+BOTH_KEYS = {f"Bearer {API_KEY}", f"Bearer {OTHER_KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +290,63 @@ async def test_without_its_header_a_caller_is_told_to_send_one_and_nothing_is_se
         "then call again."
     )
     assert two_accounts.state.requests == []
+
+
+async def test_a_listen_stream_hears_only_its_own_callers_runs_even_on_the_same_uri(
+    header_server: HttpServer, two_accounts: RunningSandbox
+) -> None:
+    async with keyed(header_server, API_KEY) as alice, keyed(header_server, OTHER_KEY) as bob:
+        started = await alice.call_tool("start_agent_run", {"content": "/hang", "waitSeconds": 0})
+        run_id, uri = started.structured_content["run"]["id"], started.structured_content["resourceUri"]
+        two_accounts.state.clear_requests()
+        async with (
+            alice.listen(resource_subscriptions=[uri]) as heard_by_alice,
+            bob.listen(resource_subscriptions=[uri]) as heard_by_bob,
+        ):
+            await until(lambda: {r.headers["authorization"] for r in two_accounts.state.requests} >= BOTH_KEYS)
+            await alice.call_tool("cancel_agent_run", {"resourceRunId": run_id})
+            with anyio.fail_after(10):
+                event = await anext(aiter(heard_by_alice))
+            with anyio.move_on_after(0.3) as nothing:
+                await anext(aiter(heard_by_bob))
+
+    assert isinstance(event, ResourceUpdated) and event.uri == uri
+    assert nothing.cancelled_caught, "bob's stream heard of alice's run"
+    bobs = [r for r in two_accounts.state.requests if r.headers["authorization"] == f"Bearer {OTHER_KEY}"]
+    assert bobs and all(r.path.endswith(f"/{run_id}/events") for r in bobs), "bob's watch reads with bob's key"
+
+
+async def test_no_key_token_or_header_value_reaches_the_log_even_at_debug(
+    issuer: RunningIssuer, two_accounts: RunningSandbox, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"subjects": {"alice": API_KEY}}))
+    port = free_port()
+    env = {
+        "COMPUTER_AGENTS_BASE_URL": two_accounts.base_url,
+        "ACP_SERVER_ID": SERVER_ID,
+        "ACP_MCP_PORT": str(port),
+        "ACP_MCP_OAUTH_ISSUER": issuer.issuer,
+        "ACP_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}/mcp",
+        "ACP_MCP_KEYS_FILE": str(keys),
+        "ACP_MCP_CALLER_KEYS": "true",
+        "ACP_MCP_LOG_LEVEL": "DEBUG",
+    }
+    refused_key = "tb_refused_by_the_api_0123456789"
+    with http_server("--stateless", **env) as server:
+        alice, bob = (issuer.mint(aud=server.url, sub=sub) for sub in ("alice", "bob"))
+        async with server.client(alice) as client:
+            await client.call_tool("list_agent_runs", {})
+        for key in (OTHER_KEY, refused_key):
+            async with (
+                httpx2.AsyncClient(headers={"X-Computer-Agents-Key": key} | bearer(bob), timeout=30) as http,
+                Client(streamable_http_client(server.url, http_client=http)) as client,
+            ):
+                await client.call_tool("list_agent_runs", {})
+        await post(server, call("list_agent_runs", {}), alice + "x")
+        code, log = server.stop()
+
+    assert code == 0
+    assert "/runtime/agent/runs" in log and "/jwks" in log, "the debug log names every request to the API and issuer"
+    for secret in (API_KEY, OTHER_KEY, refused_key, alice, bob):
+        assert secret not in log
