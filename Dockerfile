@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY acp_mcp ./acp_mcp
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir . "psycopg[binary]==3.3.9" \
     && useradd --system --uid 10001 --no-create-home acp
 
 USER 10001

@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -30,6 +31,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 from bench.balancer import DRAIN_SECONDS, haproxy_config, replica_command
 
@@ -213,3 +215,33 @@ def test_the_kubernetes_example_validates_and_gives_the_drain_time_to_finish() -
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_the_team_example_validates_mounts_the_keys_file_and_takes_every_secret_from_a_secret() -> None:
+    python = python_client("deploy-lint")
+    manifest = ROOT / "deploy" / "kubernetes-team.yaml"
+    done = subprocess.run([python.parent / "kubernetes-validate", "--strict", manifest], capture_output=True, text=True)
+    deployment, _ = (
+        json.loads(line)
+        for line in subprocess.run(
+            [python, "-c", "import json, sys, yaml; [print(json.dumps(d)) for d in yaml.safe_load_all(sys.stdin)]"],
+            input=manifest.read_text(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    values = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    secrets = {item["name"] for item in container["env"] if "valueFrom" in item}
+    assert secrets == {"ACP_MCP_KEY_ENCRYPTION_KEY", "ACP_MCP_KEY_STORE"}
+    (mount,) = container["volumeMounts"]
+    assert values["ACP_MCP_KEYS_FILE"].startswith(mount["mountPath"] + "/") and mount["readOnly"] is True
+    settings = Settings.from_env(
+        {**values, "ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5", "ACP_MCP_KEY_STORE": "postgresql://x"}
+    )
+    assert settings.connect and settings.per_caller_keys and not settings.shared_key_allowed
+    assert urlsplit(settings.public_url or "").hostname in settings.allowed_hosts
