@@ -29,6 +29,7 @@ from mcp.types import (
     Completion,
     CompletionArgument,
     CompletionContext,
+    ElicitRequest,
     ElicitRequestURLParams,
     GetPromptResult,
     Icon,
@@ -37,6 +38,7 @@ from mcp.types import (
     ResourceTemplateReference,
 )
 from mcp.types import Tool as MCPTool
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import AnyHttpUrl
 
 from . import __version__
@@ -141,7 +143,7 @@ class ACPServer(MCPServer):
             raise ToolError(scope_refusal(name, tool_scope(name)))
         caller = self.state.callers.caller()
         if caller.key is None and caller.connect_url is not None:
-            _send_to_connect(name, caller.connect_url, context)
+            return _send_to_connect(name, caller.connect_url, context)
         with self.state.boundary.tool_call(name):
             return await super().call_tool(name, arguments, context)
 
@@ -173,16 +175,20 @@ class ACPServer(MCPServer):
         return scopes is None or tool_scope(name) in scopes
 
 
-def _send_to_connect(name: str, url: str, context: Context[Any, Any] | None) -> None:
-    """A caller without a key goes to the connect page: by URL-mode elicitation where the client takes it
-    (the call fails with -32042 and the client opens the page), else in a tool error that gives the link."""
-    capabilities = context.request_context.session.client_capabilities if context is not None else None
+def _send_to_connect(name: str, url: str, context: Context[Any, Any] | None) -> InputRequiredResult:
+    """A caller without a key goes to the connect page, by URL-mode elicitation where the client takes it:
+    on 2026-07-28 an input-required result (the client opens the page, then retries the call), on 2025-11-25
+    the -32042 error. Otherwise, or when a retry still has no key, a tool error gives the link."""
+    request = context.request_context if context is not None else None
+    capabilities = request.session.client_capabilities if request is not None else None
     elicitation = capabilities.elicitation if capabilities is not None else None
-    if elicitation is not None and elicitation.url is not None:
-        request = ElicitRequestURLParams(
-            mode="url", message=CONNECT_PROMPT, url=url, elicitation_id=secrets.token_urlsafe(12)
-        )
-        raise UrlElicitationRequiredError([request], message=CONNECT_PROMPT)
+    if request is not None and elicitation is not None and elicitation.url is not None:
+        if request.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            params = ElicitRequestURLParams(message=CONNECT_PROMPT, url=url, elicitation_id=secrets.token_urlsafe(12))
+            raise UrlElicitationRequiredError([params], message=CONNECT_PROMPT)
+        if context is not None and not context.input_responses:
+            ask = ElicitRequest(params=ElicitRequestURLParams(message=CONNECT_PROMPT, url=url))
+            return InputRequiredResult(input_requests={"connect": ask})
     raise ToolError(f"Error executing tool {name}: {connect_refusal(url)}")
 
 

@@ -15,7 +15,13 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp.types import URL_ELICITATION_REQUIRED, CallToolResult, ElicitRequestParams, ElicitResult
+from mcp.types import (
+    URL_ELICITATION_REQUIRED,
+    CallToolResult,
+    ElicitRequestParams,
+    ElicitRequestURLParams,
+    ElicitResult,
+)
 
 from acp_mcp.messages import CONNECT_PROMPT
 from acp_mcp.sandbox import RunningSandbox
@@ -23,7 +29,7 @@ from acp_mcp.sandbox import RunningSandbox
 from ._browser import drive_form
 from ._issuer import RunningIssuer, serve_issuer
 from ._tooling import HttpServer, free_port, http_server
-from .conftest import API_KEY, SERVER_ID, api_requests, error_text, sandbox_env
+from .conftest import API_KEY, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -133,16 +139,44 @@ async def test_the_connected_page_can_disconnect_and_the_key_is_forgotten_at_onc
     assert LINK.search(error_text(await _call(server, issuer, "grace"), "list_agent_runs"))
 
 
-async def test_a_client_that_takes_url_elicitation_is_sent_to_the_page_by_one(
-    server: HttpServer, issuer: RunningIssuer
+async def test_a_2026_client_is_sent_to_the_page_by_url_elicitation_and_its_retry_runs_with_the_connected_key(
+    server: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox
 ) -> None:
-    async def never_called(context: object, params: ElicitRequestParams) -> ElicitResult:
-        raise AssertionError("the server asks by error, not by request")
+    asked: list[ElicitRequestParams] = []
+
+    async def user_connects(context: object, params: ElicitRequestParams) -> ElicitResult:
+        """The user opens the page the client shows and pastes their key; then the client retries."""
+        asked.append(params)
+        assert isinstance(params, ElicitRequestURLParams)
+        assert (await submit(params.url, API_KEY)).status_code == 200
+        return ElicitResult(action="accept")
 
     access = issuer.mint(aud=server.url, sub="heidi")
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {access}"}, timeout=30) as http,
-        Client(streamable_http_client(server.url, http_client=http), elicitation_callback=never_called) as client,
+        Client(streamable_http_client(server.url, http_client=http), elicitation_callback=user_connects) as client,
+    ):
+        listed = await client.call_tool("list_agent_runs", {})
+
+    (params,) = asked
+    assert isinstance(params, ElicitRequestURLParams) and params.message == CONNECT_PROMPT
+    assert params.url.startswith(server.url.replace("/mcp", "/connect?link="))
+    assert not listed.is_error, text_of(listed)
+    assert [r.path for r in api_requests(sandbox)] == ["/v1/servers", runs_path()], "the key check, then the call"
+
+
+async def test_a_2025_client_is_sent_to_the_page_by_the_url_elicitation_error(
+    server: HttpServer, issuer: RunningIssuer
+) -> None:
+    async def never_called(context: object, params: ElicitRequestParams) -> ElicitResult:
+        raise AssertionError("on 2025-11-25 the server asks by error, not by request")
+
+    access = issuer.mint(aud=server.url, sub="ivy")
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {access}"}, timeout=30) as http,
+        Client(
+            streamable_http_client(server.url, http_client=http), elicitation_callback=never_called, mode="legacy"
+        ) as client,
     ):
         with pytest.raises(MCPError) as caught:
             await client.call_tool("list_agent_runs", {})
