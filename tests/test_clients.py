@@ -2,7 +2,9 @@
 
 It is a Node tool pinned in package.json (``npm ci``). The Inspector drives the server over stdio
 (a new server process per call, all pointed at the session's sandbox so runs persist between
-calls) and over streamable HTTP, through a full start -> continue -> get -> cancel flow.
+calls) and over streamable HTTP, through a full start -> continue -> get -> cancel flow; and, over
+streamable HTTP, a hosted acp-mcp that is an OAuth 2.1 resource server, with the caller's access
+token passed as an ``Authorization: Bearer`` header (``--header``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import pytest
 
 from acp_mcp.sandbox import RunningSandbox
 
-from ._tooling import ROOT, HttpServer, http_server, node_env, node_tool, run_json
-from .conftest import SERVER_ID, sandbox_env
+from ._issuer import RunningIssuer, serve_issuer
+from ._tooling import ROOT, HttpServer, free_port, http_server, node_env, node_tool, run_json
+from .conftest import API_KEY, SERVER_ID, api_requests, fresh_server_id, runs_path, sandbox_env
 
 pytestmark = pytest.mark.external
 
@@ -116,3 +119,135 @@ def test_inspector_exits_5_on_a_tool_error(sandbox: RunningSandbox, tmp_path: Pa
     )
     assert code == 5, err
     assert "tool_is_error" in err
+
+
+# The Inspector against an OAuth-protected acp-mcp: the caller's access token as a header
+
+READ_TOOLS = ["get_agent_run", "list_agent_runs"]
+AUTH_REQUIRED_WITHOUT_A_TTY = (
+    "Interactive OAuth requires a TTY on stdin or stderr (or MCP_AUTO_OPEN_ENABLED=true). "
+    "For CI/non-interactive runs use --stored-auth-only."
+)
+AUTH_REQUIRED_FROM_THE_401 = {
+    # what the Inspector makes of the server's 401 when it may not start OAuth, in each protocol era
+    "legacy": 'Error POSTing to endpoint: {"error": "invalid_token", "error_description": "Authentication required"}',
+    "modern": "Version negotiation failed: the server requires authorization (HTTP 401)",
+}
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[RunningIssuer]:
+    with serve_issuer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def oauth_http(
+    issuer: RunningIssuer, running_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HttpServer]:
+    """A `--stateless` OAuth resource server: tokens from `issuer` for its URL; the subject alice acts with the
+    key the keys file maps her to (there is no shared key)."""
+    keys = tmp_path_factory.mktemp("inspector-oauth") / "keys.json"
+    keys.write_text(json.dumps({"subjects": {"alice": API_KEY}}))
+    port = free_port()
+    env = sandbox_env(
+        running_sandbox,
+        ACP_SERVER_ID=SERVER_ID,
+        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
+        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
+        ACP_MCP_KEYS_FILE=str(keys),
+    )
+    del env["COMPUTER_AGENTS_API_KEY"]
+    with http_server("--stateless", ACP_MCP_PORT=str(port), **env) as server:
+        yield server
+
+
+def bearer_inspector(server: HttpServer, home: Path, access: str | None, era: str = "legacy") -> Inspector:
+    """The Inspector on `server` over streamable HTTP, sending ``Authorization: Bearer <access>`` if given."""
+    header = ["--header", f"Authorization: Bearer {access}"] if access else []
+    return Inspector(["--server-url", server.url, "--transport", "http", *header], home, era)
+
+
+def listed_tools(inspector: Inspector) -> list[str]:
+    code, out, err = inspector.run("--method", "tools/list")
+    assert code == 0, f"exit {code}: {err}"
+    assert isinstance(out, dict), out
+    return [tool["name"] for tool in out["result"]["tools"]]
+
+
+def assert_only_the_mapped_key_went_upstream(sandbox: RunningSandbox, access: str) -> None:
+    requests = api_requests(sandbox)
+    assert {r.headers["authorization"] for r in requests} == {f"Bearer {API_KEY}"}
+    assert all(access not in json.dumps([r.headers, r.query, r.body]) for r in requests)
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_inspector_with_a_full_bearer_header_lists_all_five_tools_and_starts_and_lists_runs_with_the_mapped_key(
+    oauth_http: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox, tmp_path: Path, era: str
+) -> None:
+    access = issuer.mint(aud=oauth_http.url, sub="alice", scope="runs:read runs:write")
+    inspector = bearer_inspector(oauth_http, tmp_path, access, era)
+    server_id = fresh_server_id()
+
+    tools = listed_tools(inspector)
+    started = inspector.call(
+        "start_agent_run", {"serverId": server_id, "content": "hello with a token", "mode": "sync"}
+    )
+    listed = inspector.call("list_agent_runs", {"serverId": server_id})
+
+    assert tools == TOOL_NAMES
+    assert (started["outcome"], started["run"]["status"]) == ("started", "completed")
+    assert started["run"]["output"] == "Echo: hello with a token"
+    assert [(run["id"], run["status"]) for run in listed["runs"]] == [(started["run"]["id"], "completed")]
+    run_id = started["run"]["id"]
+    # the modern Inspector declares the tasks extension: the start answers a task, whose tasks/get reads the run's
+    # events once; the legacy one gets the finished run from the start's one POST
+    task_get = [("GET", f"{runs_path(server_id)}/{run_id}/events", None)] if era == "modern" else []
+    assert [(r.method, r.path, r.body) for r in api_requests(sandbox)] == [
+        ("POST", runs_path(server_id), {"content": "hello with a token", "mode": "sync"}),
+        *task_get,
+        ("GET", runs_path(server_id), None),
+    ]
+    assert_only_the_mapped_key_went_upstream(sandbox, access)
+
+
+def test_inspector_with_a_read_only_bearer_header_lists_the_two_read_tools_lists_runs_and_cannot_start_one(
+    oauth_http: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    access = issuer.mint(aud=oauth_http.url, sub="alice", scope="runs:read")
+    inspector = bearer_inspector(oauth_http, tmp_path, access)
+    server_id = fresh_server_id()
+
+    tools = listed_tools(inspector)
+    listed = inspector.call("list_agent_runs", {"serverId": server_id})
+    code, out, err = inspector.run(
+        "--method", "tools/call", "--tool-name", "start_agent_run", "--tool-args-json", '{"content": "hi"}'
+    )
+
+    assert tools == READ_TOOLS
+    assert listed["runs"] == []
+    assert (code, out) == (5, "")
+    assert json.loads(err) == {
+        "error": {"code": "tool_not_found", "message": "Tool 'start_agent_run' not found on server."}
+    }
+    assert [(r.method, r.path) for r in api_requests(sandbox)] == [("GET", runs_path(server_id))]
+    assert_only_the_mapped_key_went_upstream(sandbox, access)
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_inspector_without_a_bearer_header_exits_3_auth_required_and_nothing_reaches_the_api(
+    oauth_http: HttpServer, sandbox: RunningSandbox, tmp_path: Path, era: str
+) -> None:
+    inspector = bearer_inspector(oauth_http, tmp_path, None, era)
+
+    interactive = inspector.run("--method", "tools/list")
+    stored_only = inspector.run("--method", "tools/list", "--stored-auth-only")
+
+    # Without a TTY the Inspector will not start an interactive OAuth login; told to use stored auth only (there is
+    # none), it reports the server's 401.
+    assert interactive[:2] == stored_only[:2] == (3, "")
+    assert json.loads(interactive[2]) == {"error": {"code": "auth_required", "message": AUTH_REQUIRED_WITHOUT_A_TTY}}
+    assert json.loads(stored_only[2]) == {
+        "error": {"code": "auth_required", "message": AUTH_REQUIRED_FROM_THE_401[era]}
+    }
+    assert api_requests(sandbox) == []
