@@ -83,6 +83,9 @@ class ConnectPage:
             await self._connect(send, link, token, form.get("key", "").strip())
 
     async def _connect(self, send: Send, link: Link, token: str, key: str) -> None:
+        if await self._store.link_used(link.nonce):  # before the key is sent anywhere
+            await _page(send, 400, USED)
+            return
         problem = await self._check(key) if key else "Paste your Computer Agents API key first."
         if problem is not None:
             await _page(send, 400, f"<p class=problem>{html.escape(problem)}</p>{_form(token)}")

@@ -75,6 +75,7 @@ class Rows(Protocol):
     async def put(self, row: str, sealed: bytes) -> None: ...
     async def delete(self, row: str) -> None: ...
     async def use(self, nonce: str, expires_at: float, now: float) -> bool: ...
+    async def used(self, nonce: str) -> bool: ...
     async def aclose(self) -> None: ...
 
 
@@ -98,6 +99,10 @@ class KeyStore:
     async def use_link(self, nonce: str, expires_at: float, now: float) -> bool:
         """True the first time a link's nonce is used (until it expires); False ever after."""
         return await self._rows.use(nonce, expires_at, now)
+
+    async def link_used(self, nonce: str) -> bool:
+        """Whether a link's nonce was used already (a cheap look before the work a use would do)."""
+        return await self._rows.used(nonce)
 
     async def aclose(self) -> None:
         await self._rows.aclose()
@@ -129,6 +134,9 @@ class _SQLRows:
             "INSERT INTO acp_mcp_links VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING nonce", nonce, expires_at
         )
         return bool(added)
+
+    async def used(self, nonce: str) -> bool:
+        return bool(await self._run("SELECT 1 FROM acp_mcp_links WHERE nonce = %s", nonce))
 
 
 class SQLiteRows(_SQLRows):

@@ -74,12 +74,14 @@ async def test_a_sealed_key_moved_to_another_principals_row_does_not_open(tmp_pa
 async def test_a_link_nonce_is_usable_once_and_expired_ones_are_forgotten(tmp_path: Path) -> None:
     store = open_key_store(str(tmp_path / "keys.sqlite"), KEK)
 
+    unused = await store.link_used("n1")
     first, again = await store.use_link("n1", 100.0, 50.0), await store.use_link("n1", 100.0, 60.0)
+    seen = await store.link_used("n1")
     await store.use_link("n2", 200.0, 150.0)
     after_expiry = await store.use_link("n1", 300.0, 150.0)
     await store.aclose()
 
-    assert (first, again, after_expiry) == (True, False, True)
+    assert (unused, first, again, seen, after_expiry) == (False, True, False, True, True)
 
 
 async def test_a_connect_link_names_its_principal_and_is_refused_forged_or_expired() -> None:
