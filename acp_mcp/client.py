@@ -7,8 +7,10 @@ safe to retry, caps what it reads, and turns every failure into an `errors.ACPEr
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,6 +62,13 @@ class ApiResponse:
     data: dict[str, Any]
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client in the process (each caller has its own client): building one costs
+    tens of milliseconds and most of a megabyte (the CA bundle). It honours SSL_CERT_FILE and SSL_CERT_DIR."""
+    return httpx2.create_ssl_context()
+
+
 def _segment(field_name: str, value: str) -> str:
     """`value` checked as an id (`arguments.path_id`) and percent-encoded as one path segment."""
     return quote(path_id(field_name, value), safe="")
@@ -90,6 +99,7 @@ class ACPClient:
                 timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_SECONDS)),
                 follow_redirects=False,
                 headers={"Accept": "application/json", "User-Agent": f"acp-mcp/{__version__}"},
+                verify=tls_context(),
             )
         return self._http
 

@@ -1,4 +1,5 @@
-"""The clients the sections drive the servers with: the SDK's `Client`, and two bare JSON-RPC clients over stdio.
+"""The clients the sections drive the servers with: the SDK's `Client`, two bare JSON-RPC clients over stdio,
+and bare JSON-RPC POSTs to a stateless streamable HTTP server (`post_message`).
 
 The bare clients (`RawStdio`, asynchronous, and `SyncStdio`, blocking, for start-up timing) isolate what
 the server costs: the SDK `Client` also validates every structured result against the tool's outputSchema
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import httpx2
 from anyio.abc import ByteSendStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
@@ -30,6 +32,8 @@ INITIALIZE = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo":
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 CLIENT_MODE = "legacy"
 """The 2025-11-25 initialize handshake that Claude Desktop, Cursor and the Inspector use today."""
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+"""What a POST to the MCP endpoint carries (the answer may be JSON or one SSE stream)."""
 Message = dict[str, Any]
 
 
@@ -97,6 +101,23 @@ class RawStdio:
         if result.get("isError"):
             raise RuntimeError(f"tool call failed: {result['content']}")
         return result, size
+
+
+async def post_message(http: httpx2.AsyncClient, url: str, message: Message, token: str) -> Message:
+    """POST one JSON-RPC request with ``Authorization: Bearer <token>`` to a stateless streamable HTTP server
+    (no initialize needed) and return its answer: `RuntimeError` for another HTTP status or no answer."""
+    response = await http.post(url, json=message, headers=MCP_HEADERS | {"Authorization": f"Bearer {token}"})
+    if response.status_code != 200:
+        raise RuntimeError(f"{message['method']}: HTTP {response.status_code}")
+    if response.headers.get("content-type", "").startswith("application/json"):
+        answer: Message = response.json()
+        return answer
+    for data in response.text.splitlines():
+        if data.startswith("data:") and data[5:].strip():
+            answer = json.loads(data[5:])
+            if answer.get("id") == message["id"]:
+                return answer
+    raise RuntimeError(f"{message['method']}: no answer in the event stream")
 
 
 class SyncStdio:

@@ -10,7 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,20 +105,36 @@ async def new_runs(http: httpx2.AsyncClient, count: int, content: str = "bench")
     return ids
 
 
+ServerEnv = Callable[[str], dict[str, str]]
+"""A server's environment, given the URL it will serve at (an OAuth server's audience is its own URL)."""
+
+
 @contextlib.contextmanager
 def http_servers(env: dict[str, str], *sides: str) -> Iterator[list[tuple[str, int]]]:
     """Each side served over streamable HTTP on its own port (started in parallel): (URL, pid) each."""
+    with serve_http([(side, lambda _url: env, ()) for side in sides]) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_http(servers: Sequence[tuple[str, ServerEnv, Sequence[str]]]) -> Iterator[list[tuple[str, int]]]:
+    """Each (side, environment, extra arguments) served over streamable HTTP on its own port, started in
+    parallel: (URL, pid) each."""
     with contextlib.ExitStack() as stack:
         started = []
-        for side in sides:
+        for side, env, extra in servers:
             port = free_port()
-            command = [sys.executable, *server_args(side, "--transport", "streamable-http", "--port", str(port))]
+            url = f"http://127.0.0.1:{port}/mcp"
+            command = [
+                sys.executable,
+                *server_args(side, "--transport", "streamable-http", "--port", str(port), *extra),
+            ]
             devnull = subprocess.DEVNULL
             process = stack.enter_context(
-                subprocess.Popen(command, env=env, cwd=ROOT, stdin=devnull, stdout=devnull, stderr=devnull)
+                subprocess.Popen(command, env=env(url), cwd=ROOT, stdin=devnull, stdout=devnull, stderr=devnull)
             )
             stack.callback(terminate_and_wait, process)
-            started.append((port, process))
-        for port, process in started:
+            started.append((url, port, process))
+        for _, port, process in started:
             wait_listening(port, process)
-        yield [(f"http://127.0.0.1:{port}/mcp", process.pid) for port, process in started]
+        yield [(url, process.pid) for url, _, process in started]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import socket
 import subprocess
 import time
@@ -31,6 +32,15 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], limit: float = 6
             if time.monotonic() > deadline:
                 raise RuntimeError("a server did not start listening") from None
             time.sleep(0.05)
+
+
+def raise_open_files_limit(wanted: int = 8_192) -> None:
+    """Raise this process's soft limit on open files to `wanted` (or the hard limit), for it and the children
+    it starts after: a server with a thousand callers holds a connection to the API for each."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
 
 
 def proc_status(pid: int) -> dict[str, float]:

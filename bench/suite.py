@@ -32,12 +32,24 @@ from bench.cold_start import bench_cold_start, startup_breakdown
 from bench.concurrency import bench_concurrency
 from bench.harness import ACP, ROOT, Sandbox, base_env, sandbox_process
 from bench.http_throughput import bench_http
+from bench.many_callers import bench_many_callers
 from bench.per_call import bench_per_call
 from bench.polling import bench_polling
-from bench.processes import Children
+from bench.processes import Children, raise_open_files_limit
 from bench.targets import evaluate
+from bench.token_check import bench_token_check
 
-SECTIONS = ("cold_start", "per_call", "concurrency", "big_run", "polling", "http", "balancer")
+SECTIONS = (
+    "cold_start",
+    "per_call",
+    "concurrency",
+    "big_run",
+    "polling",
+    "http",
+    "token_check",
+    "many_callers",
+    "balancer",
+)
 
 
 @dataclass
@@ -60,6 +72,11 @@ class Options:
     http_rounds: int = 4
     balancer_calls: int = 300
     balancer_concurrency: int = 20
+    new_tokens: int = 2_000
+    token_repeats: int = 20_000
+    token_http_samples: int = 1_000
+    callers: int = 1_000
+    callers_concurrency: int = 50
     only: list[str] = field(default_factory=list)
 
     @classmethod
@@ -81,6 +98,11 @@ class Options:
             http_rounds=1,
             balancer_calls=12,
             balancer_concurrency=2,
+            new_tokens=100,
+            token_repeats=1_000,
+            token_http_samples=20,
+            callers=100,
+            callers_concurrency=10,
         )
 
     def wanted(self) -> list[str]:
@@ -110,6 +132,10 @@ def _runners(sandbox: Sandbox, o: Options) -> dict[str, Callable[[], dict[str, A
         "concurrency": lambda: anyio.run(bench_concurrency, o.concurrency, o.concurrency_rounds, o.latency),
         "big_run": lambda: anyio.run(big_run_and_polling, sandbox, o),
         "http": lambda: anyio.run(bench_http, sandbox, o.http_concurrency, o.http_calls_per_round, o.http_rounds),
+        "token_check": lambda: bench_token_check(
+            sandbox, o.new_tokens, o.token_repeats, o.token_http_samples, o.warmup
+        ),
+        "many_callers": lambda: bench_many_callers(sandbox, o.callers, o.callers_concurrency),
         "balancer": lambda: bench_balancer(base_env(sandbox.base_url), o.balancer_calls, o.balancer_concurrency),
     }
 
@@ -124,6 +150,7 @@ def run_suite(options: Options, report: Callable[[str], None] = print) -> dict[s
         "client_mode": CLIENT_MODE,
     }
     wanted = options.wanted()
+    raise_open_files_limit()  # before the sandbox starts: ``many_callers`` opens a connection per caller
     with sandbox_process() as sandbox:
         for name, run in _runners(sandbox, options).items():
             # ``big_run`` also measures ``polling``: it runs when either is wanted, and keeps what is

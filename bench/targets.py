@@ -200,6 +200,45 @@ TARGETS: tuple[Target, ...] = (
         why="throughput over the hosted transport, with the load generator on the same cores",
     ),
     Target(
+        section="token_check",
+        name="OAuth access token check, in process (keys cached)",
+        target="new token <= 0.3 ms median",
+        checks=(Check("in_process_us.new_token.median", "<=", 300),),
+        measured=(
+            "new token {in_process_us[new_token][median]:.0f} µs median, p99 {in_process_us[new_token][p99]:.0f}; "
+            "repeated {in_process_us[repeated_token][median]:.1f} µs, p99 {in_process_us[repeated_token][p99]:.1f}; "
+            "static token {in_process_us[static_token][median]:.2f} µs, p99 {in_process_us[static_token][p99]:.2f}"
+        ),
+        why="a caller's first request waits for its token's signature check; later ones only for the cache",
+    ),
+    Target(
+        section="token_check",
+        name="tools/list over HTTP, static token vs OAuth (one token, `--stateless`)",
+        target="(info)",
+        checks=(),
+        measured=(
+            "p50 {tools_list_ms[static][median]:.2f} vs {tools_list_ms[oauth][median]:.2f} ms "
+            "({tools_list_ms[oauth_added][median]:+.3f}); p99 {tools_list_ms[static][p99]:.2f} vs "
+            "{tools_list_ms[oauth][p99]:.2f} ms ({tools_list_ms[oauth_added][p99]:+.3f})"
+        ),
+        why="what OAuth adds to every request end to end: the cached token, the scope check, the caller's key",
+    ),
+    Target(
+        section="many_callers",
+        name="{callers:,} OAuth callers on one `--stateless` replica, {concurrency} at a time",
+        target="every call answered",
+        checks=(Check("failures", "==", 0), Check("answered", "==", "callers")),
+        measured=(
+            "{failures} failed; {callers_per_second} callers/s ({calls_per_second} calls/s); p50 / p99 ms: "
+            "tools/list with a new token {latency_ms[first_request][median]:.0f} / "
+            "{latency_ms[first_request][p99]:.0f}, first call {latency_ms[first_call][median]:.0f} / "
+            "{latency_ms[first_call][p99]:.0f}, repeat {latency_ms[repeat_call][median]:.0f} / "
+            "{latency_ms[repeat_call][p99]:.0f}; server CPU {server_cpu_per_caller_ms:.1f} ms per caller; "
+            "RSS {rss_mib[start]:.1f} -> {rss_mib[end]:.1f} MiB ({rss_kib_per_caller:.0f} KiB per caller)"
+        ),
+        why="each caller costs the replica a verified token, a rate bucket and an API client of its own",
+    ),
+    Target(
         section="balancer",
         name="HAProxy, {concurrency} clients, 1/2/3 replicas",
         target="(info)",

@@ -33,9 +33,20 @@ def test_the_benchmark_suite_runs_every_section_in_quick_mode(tmp_path: Path) ->
 
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
-    for section in ("cold_start", "per_call", "concurrency", "big_run", "polling", "http", "balancer"):
+    for section in (
+        "cold_start",
+        "per_call",
+        "concurrency",
+        "big_run",
+        "polling",
+        "http",
+        "token_check",
+        "many_callers",
+        "balancer",
+    ):
         assert section in results, section
     assert [row["name"] for row in results["targets"]]
     assert "| Measure | Target |" in done.stdout
     assert results["polling"]["planned_requests_per_60s"] <= 15
     assert results["big_run"]["get_agent_run_chars"]["total"] <= 25_000
+    assert results["many_callers"]["failures"] == 0
