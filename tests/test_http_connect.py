@@ -26,7 +26,7 @@ from mcp.types import (
 from acp_mcp.messages import CONNECT_PROMPT
 from acp_mcp.sandbox import RunningSandbox
 
-from ._browser import drive_form
+from ._browser import BrowserReport, drive_form
 from ._issuer import RunningIssuer, serve_issuer
 from ._tooling import HttpServer, free_port, http_server
 from .conftest import API_KEY, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, text_of
@@ -212,3 +212,29 @@ async def test_in_a_real_browser_the_link_opens_the_page_the_key_is_connected_an
     assert API_KEY not in text
     assert not listed.is_error
     assert [r.headers["authorization"] for r in api_requests(sandbox)][-1] == f"Bearer {API_KEY}"
+
+
+@pytest.mark.external
+async def test_in_a_real_browser_the_elicitation_url_leads_to_a_stored_key_and_the_retry_runs_with_it(
+    server: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox
+) -> None:
+    reports: list[BrowserReport] = []
+
+    async def browser_opens(context: object, params: ElicitRequestParams) -> ElicitResult:
+        """What a desktop client does with a URL elicitation: open it in the user's browser."""
+        assert isinstance(params, ElicitRequestURLParams)
+        steps = [{"fill": "input[name=key]", "value": API_KEY}, {"click": "button[value=connect]"}]
+        reports.append(await anyio.to_thread.run_sync(lambda: drive_form(params.url, steps)))
+        return ElicitResult(action="accept")
+
+    access = issuer.mint(aud=server.url, sub="kim")
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {access}"}, timeout=60) as http,
+        Client(streamable_http_client(server.url, http_client=http), elicitation_callback=browser_opens) as client,
+    ):
+        started = await client.call_tool("start_agent_run", {"content": "hello", "mode": "sync"})
+
+    (report,) = reports
+    assert (report["text"] or "").startswith("Connected") and report["foreign_requests"] == []
+    assert started.structured_content["run"]["status"] == "completed", text_of(started)
+    assert [r.path for r in api_requests(sandbox)] == ["/v1/servers", runs_path()]
