@@ -13,8 +13,12 @@ def b64url(data: bytes) -> str:
 
 
 def unb64url(text: str) -> bytes:
-    """The bytes of unpadded base64url `text`; `ValueError` (binascii.Error) if it is not that."""
-    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    """The bytes of unpadded base64url `text`; `ValueError` for anything else, including other spellings of the
+    same bytes (padding, ``+/``, stray characters, unused low bits): an id or a link has exactly one spelling."""
+    data = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    if b64url(data) != text:
+        raise ValueError("not the one base64url spelling of its bytes")
+    return data
 
 
 def clip(text: str | None, limit: int) -> str | None:

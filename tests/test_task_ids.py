@@ -85,3 +85,22 @@ async def test_tasks_methods_do_not_exist_on_the_2025_wire(settings: Settings) -
         with pytest.raises(MCPError) as caught:
             await tasks.get(forged_id())
     assert caught.value.error.code == -32601
+
+
+def other_spellings(task_id: str) -> list[str]:
+    """The same bytes written otherwise: padding, the standard alphabet's + and /, or the unused low bits of the
+    last character (a 22-character mac carries 4 of them)."""
+    payload, mac = task_id.split(".")
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(mac[-1])
+    low_bits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last ^ 1]
+    spellings = [f"{payload}==.{mac}", f"{payload}.{mac}==", f"{payload}.{mac[:-1]}{low_bits}"]
+    standard = task_id.replace("-", "+").replace("_", "/")
+    return spellings + ([standard] if standard != task_id else [])
+
+
+def test_a_task_id_has_one_spelling_and_every_other_is_not_found() -> None:
+    ids = TaskIds(API_KEY)
+    for n in range(40):  # enough ids that some carry - or _, which the standard alphabet spells + and /
+        task_id = ids.mint(TaskRef(SERVER_ID, f"run_{n}", "started", 201, 20, 1_700_000_000_000 + n))
+        assert ids.read(task_id) is not None
+        assert [ids.read(spelling) for spelling in other_spellings(task_id)] == [None] * len(other_spellings(task_id))
