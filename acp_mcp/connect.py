@@ -37,7 +37,7 @@ _HEADERS = [
         b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     ),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make a form POST send "Origin: null"
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
 ]

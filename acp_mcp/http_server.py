@@ -28,6 +28,7 @@ from .composition import Application
 from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
 from .connect import ConnectPage
 from .gate import CallerGate
+from .host_check import HostCheck
 from .limits import MIN_TOKEN_CHARS
 from .shutdown import run_until_signalled
 
@@ -184,19 +185,14 @@ def check_exposure(settings: Settings) -> None:
         )
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host and Origin allow-lists: loopback names, the bind host, and the configured extras."""
+def host_check(app: ASGIApp, settings: Settings) -> HostCheck:
+    """Exact Host and Origin checks: loopback names and the bind host on any port, the public URL's host and the
+    configured extras (``ACP_MCP_ALLOWED_HOSTS``, ``ACP_MCP_ALLOWED_ORIGINS``)."""
     names = list(LOOPBACK_NAMES)
     if settings.host not in ANY_ADDRESS and settings.host not in names:
         names.append(settings.host if ":" not in settings.host else f"[{settings.host}]")
-    public = urlsplit(settings.public_url).netloc if settings.public_url else None
-    hosts = [f"{name}:*" for name in names] + names + list(settings.allowed_hosts) + ([public] if public else [])
-    origins = [f"http://{name}:*" for name in names] + [f"http://{name}" for name in names]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=hosts,
-        allowed_origins=origins + list(settings.allowed_origins),
-    )
+    public = [urlsplit(settings.public_url).netloc] if settings.public_url else []
+    return HostCheck(app, any_port=names, hosts=[*settings.allowed_hosts, *public], origins=settings.allowed_origins)
 
 
 def http_app(application: Application) -> FrontDoor:
@@ -205,7 +201,8 @@ def http_app(application: Application) -> FrontDoor:
     app: ASGIApp = application.server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=settings.stateless,
-        transport_security=transport_security(settings),
+        # Host and Origin are checked exactly by `host_check` below (the SDK's check matches by prefix)
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=settings.host,
     )
     app = CallerGate(
@@ -218,6 +215,7 @@ def http_app(application: Application) -> FrontDoor:
         links=application.links,
         page=_connect_page(application),
     )
+    app = host_check(app, settings)
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
     return FrontDoor(app)

@@ -66,7 +66,20 @@ async def test_the_platform_key_sent_by_a_caller_is_not_a_credential(shared_serv
 
 @pytest.mark.parametrize(
     ("header", "value", "status"),
-    [("Host", "evil.example", 421), ("Origin", "http://evil.example", 403), ("Host", "127.0.0.1.nip.io:80", 421)],
+    [
+        ("Host", "evil.example", 421),
+        ("Origin", "http://evil.example", 403),
+        ("Host", "127.0.0.1.nip.io:80", 421),
+        ("Host", "localhost:80@evil.example", 421),
+        ("Host", "localhost:8000/evil", 421),
+        ("Host", "localhost:", 421),
+        ("Host", "", 421),
+        ("Origin", "http://localhost:8000.evil.example", 403),
+        ("Origin", "http://localhost:3000@evil.example", 403),
+        ("Origin", "http://localhost:3000/path", 403),
+        ("Origin", "file://localhost", 403),
+        ("Origin", "null", 403),
+    ],
 )
 async def test_foreign_host_or_origin_headers_are_refused(
     shared_server: HttpServer, header: str, value: str, status: int
@@ -76,8 +89,19 @@ async def test_foreign_host_or_origin_headers_are_refused(
     assert response.status_code == status
 
 
-async def test_loopback_host_and_origin_are_accepted(shared_server: HttpServer) -> None:
-    response = await post_initialize(shared_server.url, bearer(CALLER_TOKEN) | {"Origin": "http://localhost:3000"})
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://localhost:3000"},
+        {"Origin": "https://LOCALHOST"},
+        {"Host": "LOCALHOST:8000"},
+        {"Host": "[::1]:8000", "Origin": "http://[::1]:5173"},
+    ],
+)
+async def test_loopback_host_and_origin_are_accepted_in_any_case_on_any_port(
+    shared_server: HttpServer, headers: dict[str, str]
+) -> None:
+    response = await post_initialize(shared_server.url, bearer(CALLER_TOKEN) | headers)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
