@@ -233,7 +233,6 @@ class Callers:
         if key is None:
             self._connected.pop(principal, None)
             return None
-        self.redact.add(key)
         self._connected[principal] = (key, now)
         while len(self._connected) > MAX_CALLERS:
             self._connected.pop(next(iter(self._connected)))
@@ -268,17 +267,15 @@ class Callers:
 
     def _make(self, caller: Caller, key: str) -> CallerRuns:
         settings = self.settings if caller.key == self.settings.api_key else replace(self.settings, api_key=caller.key)
-        self.redact.add(key)
-        client = ACPClient(settings, redact=self.redact, clock=self.clock)
+        # the caller's key is masked in what its own client reads and says, never in other callers' answers
+        client = ACPClient(settings, redact=self.redact.with_secret(key), clock=self.clock)
         service = RunService(client, settings, self.policy, self.clock, stop_waits=self.stop_waits)
         bound = "" if caller.principal == PROCESS else caller.identity
         return CallerRuns(caller, client, service, TaskIds(key or None, bound))
 
     def _retire(self, runs: CallerRuns) -> None:
-        logger.info("closing the API client of caller %s (least recent)", runs.caller.identity)
-        key = runs.caller.key.get_secret_value() if runs.caller.key is not None else ""
-        kept = {*self.settings.secrets(), *(self.keys_file.get().all_keys() if self.keys_file is not None else [])}
-        if key not in kept and all(other.caller.key != runs.caller.key for other in self._runs.values()):
-            self.redact.discard(key)  # a key sent in a header: masked again if it comes back
+        logger.info(
+            "closing the API client of caller %s (least recent) once its requests are done", runs.caller.identity
+        )
         if self._group is not None:
-            self._group.start_soon(runs.client.aclose)
+            self._group.start_soon(runs.client.aclose_when_idle)

@@ -7,11 +7,13 @@ safe to retry, caps what it reads, and turns every failure into an `errors.ACPEr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import ssl
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -90,6 +92,8 @@ class ACPClient:
         self._redact = redact or Redactor(settings.secrets())
         self._retry = retry or RetryPolicy()
         self._http: httpx2.AsyncClient | None = None
+        self._busy = 0
+        self._idle: anyio.Event | None = None
 
     def _client(self) -> httpx2.AsyncClient:
         if self._http is None:
@@ -108,6 +112,23 @@ class ACPClient:
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
+
+    async def aclose_when_idle(self) -> None:
+        """Close the connection pool once no request is in flight (a retired caller's client: its calls finish)."""
+        while self._busy:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+        await self.aclose()
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy and self._idle is not None:
+                self._idle.set()
 
     # -- endpoints ---------------------------------------------------------------------------
     # `deadline` (monotonic seconds) bounds each call, retries included; `sync` lets a POST's one
@@ -207,24 +228,25 @@ class ACPClient:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:
             deadline = self._clock.now() + UNBOUNDED_CALL_TIMEOUTS * self._settings.request_timeout
-        attempt = 0
-        while True:
-            left = deadline - self._clock.now()
-            seconds = left if sync else min(self._settings.request_timeout, left)
-            try:
-                if seconds <= 0:
-                    raise RequestTimeout(f"No time left to ask {self._settings.base_url}", **labels)
-                response = await self._send(method, path, headers, body, params, seconds, labels)
-                return response.status, _parsed(response, model, labels)
-            except ACPError as exc:
-                delay = self._retry.delay(method, exc, attempt)
-                if delay is None or self._clock.now() + delay >= deadline:
-                    raise
-                logger.info(
-                    "%s %s failed (%s); retry %d in %.2fs", method, path, type(exc).__name__, attempt + 1, delay
-                )
-                await self._clock.sleep(delay)
-                attempt += 1
+        with self._in_flight():
+            attempt = 0
+            while True:
+                left = deadline - self._clock.now()
+                seconds = left if sync else min(self._settings.request_timeout, left)
+                try:
+                    if seconds <= 0:
+                        raise RequestTimeout(f"No time left to ask {self._settings.base_url}", **labels)
+                    response = await self._send(method, path, headers, body, params, seconds, labels)
+                    return response.status, _parsed(response, model, labels)
+                except ACPError as exc:
+                    delay = self._retry.delay(method, exc, attempt)
+                    if delay is None or self._clock.now() + delay >= deadline:
+                        raise
+                    logger.info(
+                        "%s %s failed (%s); retry %d in %.2fs", method, path, type(exc).__name__, attempt + 1, delay
+                    )
+                    await self._clock.sleep(delay)
+                    attempt += 1
 
     async def _send(
         self,

@@ -23,7 +23,7 @@ from .client import ACPClient
 from .clock import Clock
 from .config import Settings
 from .errors import ACPError, AuthenticationError, PermissionDeniedError
-from .keystore import KeyStore
+from .keystore import KeyStore, StoreUnavailableError
 from .limits import CONNECT_FORM_BYTES
 from .links import CONNECT_PATH, ConnectLinks, Link
 from .redaction import Redactor
@@ -64,6 +64,12 @@ class ConnectPage:
         self._redact = redact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._serve(scope, receive, send)
+        except StoreUnavailableError:
+            await _page(send, 503, "<h1>Try again in a moment</h1><p>This server cannot reach its key store.</p>")
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "GET":
             query = parse_qs(scope.get("query_string", b"").decode())
             link = self._links.read(query.get("link", [""])[0])
@@ -115,8 +121,8 @@ class ConnectPage:
 
     async def _check(self, key: str) -> str | None:
         """Why `key` cannot be used (in words for the page), or None when one cheap ACP request accepts it."""
-        self._redact.add(key)
-        client = ACPClient(replace(self._settings, api_key=SecretStr(key)), redact=self._redact, clock=self._clock)
+        settings = replace(self._settings, api_key=SecretStr(key))
+        client = ACPClient(settings, redact=self._redact.with_secret(key), clock=self._clock)
         try:
             await client.list_servers(1, deadline=self._clock.now() + self._settings.request_timeout)
         except (AuthenticationError, PermissionDeniedError):

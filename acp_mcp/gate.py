@@ -30,11 +30,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .callers import PROCESS, Caller, Callers, current_caller, fingerprint
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
+from .keystore import StoreUnavailableError
 from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS
 from .links import CONNECT_PATH, ConnectLinks
 from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
 
 METADATA_SUFFIX = "oauth-protected-resource"
+STORE_DOWN = "the key store cannot be reached right now: retry in a few seconds"
 
 
 class RateBuckets:
@@ -99,7 +101,11 @@ class CallerGate:
         if scope["path"] != self._mcp_path:
             await self._app(scope, receive, send)
             return
-        caller = await self._caller(Headers(scope=scope))
+        try:
+            caller = await self._caller(Headers(scope=scope))
+        except StoreUnavailableError:
+            await _json(send, 503, _error("temporarily_unavailable", STORE_DOWN), retry_after="5")
+            return
         if caller is None:  # OAuth without a valid token: the SDK answers 401, with the scopes added here
             await self._app(scope, receive, self._with_scopes(send))
             return
@@ -180,7 +186,7 @@ def _needed(body: bytes) -> frozenset[str]:
     """The scopes the JSON-RPC message (or batch) in `body` needs; a body that is not JSON needs none here."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the SDK answers what it cannot parse
         return frozenset()
     messages = data if isinstance(data, list) else [data]
     needed = set()

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import logging
 import secrets
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import anyio
@@ -22,6 +25,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .config import ConfigError
+
+logger = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -79,30 +84,48 @@ class Rows(Protocol):
     async def aclose(self) -> None: ...
 
 
+class StoreUnavailableError(Exception):
+    """The key store could not be read or written (its database is down or broken); nothing was changed."""
+
+
 class KeyStore:
-    """Each principal's connected ACP key, sealed in `rows`."""
+    """Each principal's connected ACP key, sealed in `rows`. Any failure of the database is one
+    `StoreUnavailableError` (logged once, without the statement's values), so callers answer 503, not a trace."""
 
     def __init__(self, rows: Rows, sealer: Sealer) -> None:
         self._rows = rows
         self._sealer = sealer
 
+    @contextlib.asynccontextmanager
+    async def _guarded(self, what: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            logger.warning("the key store failed to %s: %s", what, type(exc).__name__)
+            raise StoreUnavailableError(what) from None
+
     async def get(self, principal: str) -> str | None:
-        sealed = await self._rows.get(row_id(principal))
+        async with self._guarded("read a key"):
+            sealed = await self._rows.get(row_id(principal))
         return self._sealer.open(principal, sealed) if sealed is not None else None
 
     async def put(self, principal: str, key: str) -> None:
-        await self._rows.put(row_id(principal), self._sealer.seal(principal, key))
+        async with self._guarded("save a key"):
+            await self._rows.put(row_id(principal), self._sealer.seal(principal, key))
 
     async def delete(self, principal: str) -> None:
-        await self._rows.delete(row_id(principal))
+        async with self._guarded("delete a key"):
+            await self._rows.delete(row_id(principal))
 
     async def use_link(self, nonce: str, expires_at: float, now: float) -> bool:
         """True the first time a link's nonce is used (until it expires); False ever after."""
-        return await self._rows.use(nonce, expires_at, now)
+        async with self._guarded("spend a link"):
+            return await self._rows.use(nonce, expires_at, now)
 
     async def link_used(self, nonce: str) -> bool:
         """Whether a link's nonce was used already (a cheap look before the work a use would do)."""
-        return await self._rows.used(nonce)
+        async with self._guarded("look up a link"):
+            return await self._rows.used(nonce)
 
     async def aclose(self) -> None:
         await self._rows.aclose()

@@ -22,10 +22,9 @@ class Redactor:
             self._secrets.append(secret)
             self._secrets.sort(key=len, reverse=True)
 
-    def discard(self, secret: str) -> None:
-        """Stop masking `secret` (a caller's key that this process no longer holds)."""
-        if secret in self._secrets:
-            self._secrets.remove(secret)
+    def with_secret(self, secret: str | None) -> Redactor:
+        """A new redactor masking these secrets and `secret` (one caller's key, kept out of everyone else's)."""
+        return Redactor([*self._secrets, secret])
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

@@ -152,11 +152,10 @@ def test_each_caller_owns_its_client_service_and_task_ids_and_the_least_recent_i
     assert registry.of(alice) is first
     assert registry.of(Caller("oauth issuer bob", SecretStr(ALICE))).client is not first.client
     assert registry.current().caller.principal == PROCESS
-    assert registry.redact(f"key {ALICE}") == "key [REDACTED]"
+    assert registry.redact(f"key {ALICE}") == f"key {ALICE}", "a caller's key is masked by its own client alone"
     for n in range(MAX_CALLERS):
         registry.of(Caller(f"key {n}", SecretStr(f"tb_sent_{n:06d}")))
     assert registry.of(alice) is not first, "alice was the least recent, so she was retired and made anew"
-    assert registry.redact("tb_sent_000000") == "tb_sent_000000", "a retired header key is no longer held"
 
 
 @pytest.mark.anyio

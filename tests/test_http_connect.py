@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from acp_mcp.messages import CONNECT_PROMPT
 from acp_mcp.sandbox import RunningSandbox
 
 from ._browser import BrowserReport, drive_form
+from ._http import MCP_HEADERS
 from ._issuer import RunningIssuer, serve_issuer
 from ._tooling import HttpServer, free_port, http_server
 from .conftest import API_KEY, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, text_of
@@ -238,3 +240,32 @@ async def test_in_a_real_browser_the_elicitation_url_leads_to_a_stored_key_and_t
     assert (report["text"] or "").startswith("Connected") and report["foreign_requests"] == []
     assert started.structured_content["run"]["status"] == "completed", text_of(started)
     assert [r.path for r in api_requests(sandbox)] == ["/v1/servers", runs_path()]
+
+
+async def test_a_key_store_that_fails_answers_503_not_a_traceback(
+    issuer: RunningIssuer, running_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    store = tmp_path / "keys.sqlite"
+    port = free_port()
+    env = sandbox_env(
+        running_sandbox,
+        ACP_MCP_PORT=str(port),
+        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
+        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
+        ACP_MCP_KEY_ENCRYPTION_KEY=KEK,
+        ACP_MCP_KEY_STORE=str(store),
+    )
+    with http_server("--stateless", **env) as broken:
+        with sqlite3.connect(store) as db:
+            db.execute("DROP TABLE acp_mcp_keys")
+        async with httpx2.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                broken.url,
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers=MCP_HEADERS | {"Authorization": f"Bearer {issuer.mint(aud=broken.url, sub='lee')}"},
+            )
+        _, log = broken.stop()
+
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "Traceback" not in log and "the key store failed to read a key: OperationalError" in log

@@ -21,7 +21,7 @@ from acp_mcp.sandbox import RunningSandbox, SandboxState, serve_in_thread
 from ._http import MCP_HEADERS, bearer
 from ._issuer import MemoryStorage, RunningIssuer, serve_issuer
 from ._tooling import HttpServer, free_port, http_server
-from .conftest import API_KEY, FAST_PACE, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, until
+from .conftest import API_KEY, FAST_PACE, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, text_of, until
 
 pytestmark = pytest.mark.anyio
 
@@ -350,3 +350,26 @@ async def test_no_key_token_or_header_value_reaches_the_log_even_at_debug(
     assert "/runtime/agent/runs" in log and "/jwks" in log, "the debug log names every request to the API and issuer"
     for secret in (API_KEY, OTHER_KEY, refused_key, alice, bob):
         assert secret not in log
+
+
+async def test_a_key_one_caller_sends_never_masks_anything_in_another_callers_answers(
+    header_server: HttpServer, two_accounts: RunningSandbox
+) -> None:
+    async with keyed(header_server, '"status"') as mallory:
+        refused = await mallory.call_tool("list_agent_runs", {})
+    async with keyed(header_server, API_KEY) as alice:
+        listed = await alice.call_tool("list_agent_runs", {})
+
+    assert refused.is_error
+    assert not listed.is_error, text_of(listed)
+
+
+async def test_a_body_nested_beyond_any_parser_gets_an_answer_not_a_server_error(
+    server: HttpServer, issuer: RunningIssuer
+) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            server.url, content=b"[" * 100_000, headers=MCP_HEADERS | bearer(token(issuer, server))
+        )
+
+    assert 400 <= response.status_code < 500, response.text

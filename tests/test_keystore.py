@@ -11,7 +11,7 @@ import pytest
 
 from acp_mcp.clock import VirtualClock
 from acp_mcp.config import ConfigError
-from acp_mcp.keystore import KEY_BYTES, Sealer, open_key_store, read_kek, row_id
+from acp_mcp.keystore import KEY_BYTES, Sealer, StoreUnavailableError, open_key_store, read_kek, row_id
 from acp_mcp.limits import CONNECT_LINK_SECONDS
 from acp_mcp.links import ConnectLinks
 
@@ -101,3 +101,23 @@ async def test_a_connect_link_names_its_principal_and_is_refused_forged_or_expir
     assert link.expires_at == VirtualClock().wall() + CONNECT_LINK_SECONDS
     assert (forged, altered, expired, links.read("garbage"), links.read("")) == (None, None, None, None, None)
     assert links.url(ALICE) != url, "every link has its own nonce"
+
+
+async def test_a_broken_database_is_one_store_unavailable_error_and_the_log_names_no_value(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(tmp_path / "keys.sqlite")
+    store = open_key_store(path, KEK)
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE acp_mcp_keys")
+
+    with pytest.raises(StoreUnavailableError):
+        await store.put(ALICE, KEY)
+    with pytest.raises(StoreUnavailableError):
+        await store.get(ALICE)
+    await store.aclose()
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "the key store failed to save a key: OperationalError",
+        "the key store failed to read a key: OperationalError",
+    ]

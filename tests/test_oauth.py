@@ -154,6 +154,7 @@ async def test_an_unreachable_issuer_refuses_every_token_without_an_error() -> N
         ("tools/call", {"name": "get_agent_run"}, READ),
         ("tools/call", {"name": "list_agent_runs"}, READ),
         ("tools/call", {"name": "no_such_tool"}, READ),
+        ("tools/call", {"name": ["start_agent_run"]}, READ),
         ("tasks/cancel", {"taskId": "x"}, WRITE),
         ("tasks/get", {"taskId": "x"}, READ),
         ("resources/read", {"uri": "acp://servers/s/runs/r"}, READ),
