@@ -31,7 +31,7 @@ from .callers import PROCESS, Caller, Callers, current_caller, fingerprint
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
 from .keystore import StoreUnavailableError
-from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS
+from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS, MAX_SESSION_OWNERS
 from .links import CONNECT_PATH, ConnectLinks
 from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
 
@@ -85,6 +85,7 @@ class CallerGate:
         self._buckets = RateBuckets(settings.caller_rate, settings.caller_burst, clock)
         self._links = links
         self._page = page
+        self._sessions: OrderedDict[str, str] = OrderedDict()  # session id -> the identity of who opened it
         public = settings.public_url
         self._metadata_path = urlsplit(well_known(public, METADATA_SUFFIX)).path if public else None
 
@@ -109,6 +110,12 @@ class CallerGate:
         if caller is None:  # OAuth without a valid token: the SDK answers 401, with the scopes added here
             await self._app(scope, receive, self._with_scopes(send))
             return
+        if not self._session_owner(Headers(scope=scope).get("mcp-session-id"), caller):
+            await _json(
+                send, 404, {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "Session not found"}}
+            )
+            return
+        send = self._recording_sessions(send, caller)
         wait = self._buckets.take(caller.identity) if caller.principal != PROCESS else 0.0
         if wait > 0:
             retry = str(max(1, math.ceil(wait)))
@@ -130,6 +137,26 @@ class CallerGate:
         finally:
             current_caller.reset(token)
 
+    def _session_owner(self, session: str | None, caller: Caller) -> bool:
+        """Whether `caller` may use MCP session `session`: the one who opened it (the SDK binds OAuth sessions
+        itself; a key sent in a header is a caller too, so its sessions are bound here)."""
+        owner = self._sessions.get(session) if session is not None else None
+        return owner is None or owner == caller.identity
+
+    def _recording_sessions(self, send: Send, caller: Caller) -> Send:
+        """`send`, noting the caller who opens each new session (its id is in the response's header)."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"mcp-session-id":
+                        self._sessions.setdefault(value.decode("latin-1"), caller.identity)
+                        while len(self._sessions) > MAX_SESSION_OWNERS:
+                            self._sessions.popitem(last=False)
+            await send(message)
+
+        return sending
+
     async def _caller(self, headers: Headers) -> Caller | None:
         """The request's caller; None for an OAuth request without a valid token."""
         sent = (headers.get(CALLER_KEY_HEADER) or "").strip() or None if self._settings.caller_keys else None
@@ -139,7 +166,7 @@ class CallerGate:
             if access is None:
                 return None
             claims = access.claims or {}
-            principal = f"oauth {claims.get('iss')} {access.subject}"
+            principal = f"oauth {self._verifier.issuer} {access.subject}"  # one spelling of the issuer
             key = await self._callers.key_for(principal, access.subject, claims, sent)
             link = self._links.url(principal) if key is None and self._links is not None else None
             return Caller(principal, key, frozenset(access.scopes), link)

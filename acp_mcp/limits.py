@@ -139,6 +139,8 @@ DEFAULT_CALLER_BURST = 60
 """Requests one caller may make at once above its rate: a client's start-up and a burst of parallel calls."""
 MAX_CALLERS = 1_000
 """Callers whose API client (and its connection pool) a process keeps; the least recent is closed first."""
+MAX_SESSION_OWNERS = 10_000
+"""Sessions whose opener a process remembers (the SDK's own session cap), so no other caller uses them."""
 MAX_RATE_BUCKETS = 100_000
 """Callers whose rate a process tracks; the least recent is forgotten first (it starts again full)."""
 JWKS_REFRESH_SECONDS = 10.0

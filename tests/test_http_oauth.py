@@ -18,7 +18,7 @@ from mcp.shared.subscriptions import ResourceUpdated
 
 from acp_mcp.sandbox import RunningSandbox, SandboxState, serve_in_thread
 
-from ._http import MCP_HEADERS, bearer
+from ._http import INITIALIZE, MCP_HEADERS, bearer
 from ._issuer import MemoryStorage, RunningIssuer, serve_issuer
 from ._tooling import HttpServer, free_port, http_server
 from .conftest import API_KEY, FAST_PACE, SERVER_ID, api_requests, error_text, runs_path, sandbox_env, text_of, until
@@ -226,6 +226,7 @@ async def test_a_caller_past_its_burst_gets_429_with_retry_after(
 
 OTHER_KEY = "tb_other_account_key_0123456789"
 BOTH_KEYS = {f"Bearer {API_KEY}", f"Bearer {OTHER_KEY}"}
+CALLER = "X-Computer-Agents-Key"
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +374,20 @@ async def test_a_body_nested_beyond_any_parser_gets_an_answer_not_a_server_error
         )
 
     assert 400 <= response.status_code < 500, response.text
+
+
+async def test_a_session_opened_with_one_key_is_not_found_for_another(two_accounts: RunningSandbox) -> None:
+    env = {"COMPUTER_AGENTS_BASE_URL": two_accounts.base_url, "ACP_MCP_CALLER_KEYS": "true"}
+    with http_server(**env) as stateful:
+        async with httpx2.AsyncClient(timeout=10) as http:
+            opened = await http.post(stateful.url, json=INITIALIZE, headers=MCP_HEADERS | {CALLER: API_KEY})
+            session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-11-25"}
+            ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+            borrowed = await http.post(stateful.url, json=ping, headers=MCP_HEADERS | session | {CALLER: OTHER_KEY})
+            deleted = await http.delete(stateful.url, headers=session | {CALLER: OTHER_KEY})
+            own = await http.post(stateful.url, json=ping, headers=MCP_HEADERS | session | {CALLER: API_KEY})
+
+    assert opened.status_code == 200
+    assert (borrowed.status_code, deleted.status_code) == (404, 404)
+    assert borrowed.json()["error"]["message"] == "Session not found"
+    assert own.status_code == 200, "the session lives on for the caller who opened it"
