@@ -20,7 +20,7 @@ from .callers import Callers, KeysFileWatch
 from .clock import Clock, SystemClock
 from .config import Settings
 from .keystore import KeyStore, open_key_store, read_kek
-from .links import ConnectLinks, connect_base
+from .links import ConnectLinks, Signer, connect_base
 from .oauth import JWTVerifier
 from .process_state import ProcessState
 from .redaction import Redactor
@@ -45,6 +45,8 @@ class Application:
     """The keys users connect, sealed (with ``ACP_MCP_KEY_ENCRYPTION_KEY``)."""
     links: ConnectLinks | None = None
     """The connect page's one-use links (with the store)."""
+    signer: Signer | None = None
+    """Signs the connect page's links, sign-in state and sessions (with the store)."""
 
 
 def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Clock | None = None) -> Application:
@@ -54,11 +56,12 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
     redact = Redactor(settings.secrets())
     stop_waits = anyio.Event()
     keys_file = KeysFileWatch(Path(settings.keys_file), clock, redact) if settings.keys_file else None
-    store = links = None
+    store = links = signer = None
     if settings.connect and settings.key_encryption_key is not None and settings.public_url is not None:
         kek = read_kek(settings.key_encryption_key.get_secret_value())
         store = open_key_store(settings.key_store, kek)
-        links = ConnectLinks(kek, connect_base(settings.public_url), clock)
+        signer = Signer(kek, clock)
+        links = ConnectLinks(signer, connect_base(settings.public_url))
     state = ProcessState(
         settings=settings,
         clock=clock,
@@ -89,4 +92,4 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
         bus=InMemorySubscriptionBus(),
         verifier=verifier,
     )
-    return Application(server, state, stop_waits, verifier, store, links)
+    return Application(server, state, stop_waits, verifier, store, links, signer)

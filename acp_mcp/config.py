@@ -33,6 +33,7 @@ KEY_VARIABLES = ("COMPUTER_AGENTS_API_KEY", "TESTBASE_API_KEY")
 BASE_URL_VARIABLES = ("COMPUTER_AGENTS_BASE_URL", "COMPUTER_AGENTS_API_URL")
 HTTP_TOKEN_VARIABLE = "ACP_MCP_HTTP_TOKEN"
 KEK_VARIABLE = "ACP_MCP_KEY_ENCRYPTION_KEY"
+CONNECT_SECRET_VARIABLE = "ACP_MCP_CONNECT_CLIENT_SECRET"
 DEFAULT_KEY_STORE = "acp-mcp-keys.sqlite"
 CALLER_KEY_HEADER = "X-Computer-Agents-Key"
 
@@ -150,6 +151,8 @@ class Settings:
     http_token: SecretStr | None = None
     key_encryption_key: SecretStr | None = None
     """Seals the keys users connect (`keystore`); with OAuth, it turns the connect page on. Environment only."""
+    connect_client_secret: SecretStr | None = None
+    """The connect page's client secret at the issuer (for signing users in). Environment only."""
     request_timeout: float = _setting(
         DEFAULT_REQUEST_TIMEOUT,
         "ACP_MCP_REQUEST_TIMEOUT",
@@ -236,6 +239,13 @@ class Settings:
         f"where connected keys are kept (with {KEK_VARIABLE}): a SQLite file, or a postgresql:// URL for replicas",
         str,
     )
+    connect_client_id: str | None = _setting(
+        None,
+        "ACP_MCP_CONNECT_CLIENT_ID",
+        "--connect-client-id",
+        "the connect page's client at the issuer (redirect URI <public origin>/connect/callback), to sign users in",
+        _optional,
+    )
     caller_keys: bool = _setting(
         False,
         "ACP_MCP_CALLER_KEYS",
@@ -273,6 +283,13 @@ class Settings:
             )
         if self.key_encryption_key is not None and self.oauth_issuer is None:
             raise ConfigError(f"{KEK_VARIABLE} needs ACP_MCP_OAUTH_ISSUER: connected keys belong to signed-in users")
+        if self.key_encryption_key is not None and (
+            self.connect_client_id is None or self.connect_client_secret is None
+        ):
+            raise ConfigError(
+                f"the connect page signs users in at the issuer: with {KEK_VARIABLE}, set ACP_MCP_CONNECT_CLIENT_ID "
+                f"and {CONNECT_SECRET_VARIABLE} (a client registered there, redirect URI <origin>/connect/callback)"
+            )
         if self.oauth_issuer is not None and self.http_token is not None:
             raise ConfigError(f"set either {HTTP_TOKEN_VARIABLE} (one static token) or ACP_MCP_OAUTH_ISSUER, not both")
 
@@ -284,7 +301,7 @@ class Settings:
     @property
     def connect(self) -> bool:
         """True when signed-in users may connect their own key on the connect page."""
-        return self.oauth and self.key_encryption_key is not None
+        return self.oauth and self.key_encryption_key is not None and self.connect_client_id is not None
 
     @property
     def per_caller_keys(self) -> bool:
@@ -306,8 +323,9 @@ class Settings:
             values["api_key"] = SecretStr(key.strip())
         if env.get(HTTP_TOKEN_VARIABLE, "").strip():
             values["http_token"] = SecretStr(env[HTTP_TOKEN_VARIABLE].strip())
-        if env.get(KEK_VARIABLE, "").strip():
-            values["key_encryption_key"] = SecretStr(env[KEK_VARIABLE].strip())
+        for attr, name in (("key_encryption_key", KEK_VARIABLE), ("connect_client_secret", CONNECT_SECRET_VARIABLE)):
+            if env.get(name, "").strip():
+                values[attr] = SecretStr(env[name].strip())
         base_url = next((env[name] for name in BASE_URL_VARIABLES if env.get(name, "").strip()), None)
         if base_url is not None:
             values["base_url"] = base_url.strip()
@@ -324,7 +342,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values to mask in every message and log line."""
-        kept = (self.api_key, self.http_token, self.key_encryption_key)
+        kept = (self.api_key, self.http_token, self.key_encryption_key, self.connect_client_secret)
         return [secret.get_secret_value() for secret in kept if secret is not None]
 
     def with_overrides(self, **overrides: Any) -> Settings:

@@ -2,8 +2,10 @@
 
 A caller without a key gets a link (by URL-mode elicitation, or in the tool error) to ``/connect?link=…``.
 The link is signed with a key derived from the key-encryption key (so every replica reads it), names
-the caller's principal, lasts `CONNECT_LINK_SECONDS` and works once. The page checks the key with one
-cheap ACP request (``GET /servers?limit=1``) before it seals and stores it; it can also disconnect.
+the caller's principal, lasts `CONNECT_LINK_SECONDS` and works once. Holding the link is not enough:
+the browser signs in at the issuer first (`signin`), and only the link's own user gets the form, which
+says whose key it connects. The page checks the key with one cheap ACP request (``GET /servers?limit=1``)
+before it seals and stores it; it can also disconnect.
 It loads nothing from anywhere (no script, font or image; a strict Content-Security-Policy), cannot be
 framed, and is never cached. The key never appears in a page, a log or an error.
 """
@@ -17,6 +19,7 @@ from dataclasses import replace
 from urllib.parse import parse_qs
 
 from pydantic import SecretStr
+from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from .client import ACPClient
@@ -27,6 +30,7 @@ from .keystore import KeyStore, StoreUnavailableError
 from .limits import CONNECT_FORM_BYTES
 from .links import CONNECT_PATH, ConnectLinks, Link
 from .redaction import Redactor
+from .signin import CALLBACK_PATH, SignIn
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +59,10 @@ class ConnectPage:
         clock: Clock,
         redact: Redactor,
         changed: Callable[[str], None],
+        signin: SignIn,
     ) -> None:
         self._changed = changed
+        self._signin = signin
         self._settings = settings
         self._links = links
         self._store = store
@@ -70,10 +76,23 @@ class ConnectPage:
             await _page(send, 503, "<h1>Try again in a moment</h1><p>This server cannot reach its key store.</p>")
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        query = parse_qs(scope.get("query_string", b"").decode())
+        if scope["path"] == CALLBACK_PATH:
+            if await self._signin.finish(send, headers, query) is None:
+                await _page(send, 400, SIGNIN_FAILED)
+            return
         if scope["method"] == "GET":
-            query = parse_qs(scope.get("query_string", b"").decode())
-            link = self._links.read(query.get("link", [""])[0])
-            await (_page(send, 200, _form(query["link"][0])) if link else _page(send, 400, EXPIRED))
+            token = query.get("link", [""])[0]
+            link = self._links.read(token)
+            if link is None:
+                await _page(send, 400, EXPIRED)
+            elif (signed_in := self._signin.principal(headers)) is None:
+                await self._signin.start(send, token)
+            elif signed_in != link.principal:
+                await _page(send, 403, OTHER_ACCOUNT)
+            else:
+                await _page(send, 200, _form(token, link.principal))
             return
         if scope["method"] != "POST":
             await _page(send, 405, "<p>Use the form.</p>")
@@ -83,6 +102,8 @@ class ConnectPage:
         link = self._links.read(token)
         if link is None:
             await _page(send, 400, EXPIRED)
+        elif self._signin.principal(headers) != link.principal:
+            await _page(send, 403, OTHER_ACCOUNT)
         elif form.get("action") == "disconnect":
             await self._disconnect(send, link)
         else:
@@ -94,7 +115,7 @@ class ConnectPage:
             return
         problem = await self._check(key) if key else "Paste your Computer Agents API key first."
         if problem is not None:
-            await _page(send, 400, f"<p class=problem>{html.escape(problem)}</p>{_form(token)}")
+            await _page(send, 400, f"<p class=problem>{html.escape(problem)}</p>{_form(token, link.principal)}")
             return
         if not await self._store.use_link(link.nonce, link.expires_at, self._clock.wall()):
             await _page(send, 400, USED)
@@ -140,11 +161,18 @@ EXPIRED = (
     "client to get a new one.</p>"
 )
 USED = "<h1>This link was already used</h1><p>Call a tool again in your MCP client to get a new one.</p>"
+OTHER_ACCOUNT = (
+    "<h1>This link is for another account</h1><p>You are signed in as someone else than the user this link was "
+    "made for. Connect links work only for their own user: ask your MCP client for a link of your own.</p>"
+)
+SIGNIN_FAILED = "<h1>Signing in did not work</h1><p>Open the link from your MCP client again to sign in once more.</p>"
 
 
-def _form(token: str) -> str:
+def _form(token: str, principal: str) -> str:
     link = html.escape(token, quote=True)
+    _, issuer, subject = principal.split(" ", 2)
     return f"""<h1>Connect your Computer Agents API key</h1>
+<p class=account>For <strong>{html.escape(subject)}</strong>, signed in at {html.escape(issuer)}.</p>
 <p>acp-mcp acts on your runs with your own key. It is checked with the API, then kept encrypted by this
 server; your MCP client and its model never see it.</p>
 <form method="post" action="{CONNECT_PATH}">

@@ -34,6 +34,7 @@ from .keystore import StoreUnavailableError
 from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS, MAX_SESSION_OWNERS
 from .links import CONNECT_PATH, ConnectLinks
 from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
+from .signin import CALLBACK_PATH
 
 METADATA_SUFFIX = "oauth-protected-resource"
 STORE_DOWN = "the key store cannot be reached right now: retry in a few seconds"
@@ -96,7 +97,7 @@ class CallerGate:
         if scope["path"] == self._metadata_path and scope["method"] in ("GET", "HEAD"):
             await _json(send, 200, self._metadata())
             return
-        if scope["path"] == CONNECT_PATH and self._page is not None:
+        if scope["path"] in (CONNECT_PATH, CALLBACK_PATH) and self._page is not None:
             await self._page(scope, receive, send)
             return
         if scope["path"] != self._mcp_path:

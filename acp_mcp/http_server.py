@@ -31,6 +31,7 @@ from .gate import CallerGate
 from .host_check import HostCheck
 from .limits import MIN_TOKEN_CHARS
 from .shutdown import run_until_signalled
+from .signin import SignIn
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +225,9 @@ def http_app(application: Application) -> FrontDoor:
 def _connect_page(application: Application) -> ConnectPage | None:
     """The connect page, when signed-in users may connect their own key."""
     state = application.state
-    if application.store is None or application.links is None:
+    if application.store is None or application.links is None or application.signer is None:
         return None
+    signin = SignIn(state.settings, application.signer, application.links.base_url, state.clock)
     return ConnectPage(
         state.settings,
         application.links,
@@ -233,6 +235,7 @@ def _connect_page(application: Application) -> ConnectPage | None:
         clock=state.clock,
         redact=state.redact,
         changed=state.callers.forget,
+        signin=signin,
     )
 
 

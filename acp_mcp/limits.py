@@ -157,6 +157,8 @@ KEYS_FILE_CHECK_SECONDS = 1.0
 """The keys file is checked for changes at most this often."""
 CONNECT_LINK_SECONDS = 600.0
 """A connect link works for this long (and once): time to find the key and paste it."""
+SIGNIN_SECONDS = 600.0
+"""A browser signed in at the issuer for the connect page stays signed in this long (then signs in again)."""
 CONNECT_FORM_BYTES = 4_096
 """Largest connect form read: a key and a link."""
 CONNECTED_KEY_SECONDS = 10.0

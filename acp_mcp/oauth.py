@@ -89,7 +89,7 @@ class JWTVerifier:
         self._clock = clock
         self._timeout = timeout
         self._http: httpx2.AsyncClient | None = None
-        self._jwks_uri: str | None = None
+        self._metadata: dict[str, Any] | None = None
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched: float | None = None
         self._lock = anyio.Lock()
@@ -170,9 +170,7 @@ class JWTVerifier:
         """Read the issuer's keys (and, first, where they are); on failure keep the keys held, if any."""
         self._fetched = self._clock.now()
         try:
-            if self._jwks_uri is None:
-                self._jwks_uri = await self._discover()
-            jwks = await self._get(self._jwks_uri)
+            jwks = await self._get(str((await self.metadata())["jwks_uri"]))
             keys = {}
             for entry in jwks.get("keys", []):
                 try:
@@ -185,19 +183,24 @@ class JWTVerifier:
             return
         self._keys = keys
 
-    async def _discover(self) -> str:
-        """The issuer's ``jwks_uri``: RFC 8414 metadata first, then OpenID discovery; the issuer must match."""
-        for url in (
-            well_known(self.issuer, "oauth-authorization-server"),
-            self.issuer + "/.well-known/openid-configuration",
-        ):
-            try:
-                metadata = await self._get(url)
-            except (httpx2.HTTPError, ValueError):
-                continue
-            if str(metadata.get("issuer", "")).rstrip("/") == self.issuer and metadata.get("jwks_uri"):
-                return str(metadata["jwks_uri"])
-        raise KeyError("jwks_uri")
+    async def metadata(self) -> dict[str, Any]:
+        """The issuer's metadata: RFC 8414 first, then OpenID discovery; its issuer must match and name a
+        ``jwks_uri``. `KeyError` (or an HTTP error) when neither serves it."""
+        if self._metadata is None:
+            for url in (
+                well_known(self.issuer, "oauth-authorization-server"),
+                self.issuer + "/.well-known/openid-configuration",
+            ):
+                try:
+                    found = await self._get(url)
+                except (httpx2.HTTPError, ValueError):
+                    continue
+                if str(found.get("issuer", "")).rstrip("/") == self.issuer and found.get("jwks_uri"):
+                    self._metadata = found
+                    break
+            else:
+                raise KeyError("jwks_uri")
+        return self._metadata
 
     async def _get(self, url: str) -> dict[str, Any]:
         if self._http is None:

@@ -130,6 +130,7 @@ def drive_form(
     timeout: float = 60,
     step_timeout: float = STEP_TIMEOUT,
     screenshot: Path | None = None,
+    allowed_origins: Sequence[str] = (),
 ) -> BrowserReport:
     """Open `url` in headless Chromium, perform `steps` in order and return the report on the final page.
 
@@ -138,7 +139,12 @@ def drive_form(
     anyway), ``{"press": SELECTOR, "key": "Enter", "navigates": BOOL}`` or ``{"wait_for": SELECTOR}``. A failed step,
     launch or load fails the test, with the page it was on. `screenshot` is a PNG path for the final page.
     """
-    job: dict[str, object] = {"url": url, "steps": list(steps), "step_timeout_ms": int(step_timeout * 1000)}
+    job: dict[str, object] = {
+        "url": url,
+        "steps": list(steps),
+        "step_timeout_ms": int(step_timeout * 1000),
+        "allowed_origins": list(allowed_origins),  # besides the page's own: e.g. the issuer it signs in at
+    }
     if screenshot is not None:
         job["screenshot"] = str(screenshot)
     code, report, stderr = run_browser_job(job, timeout=timeout)

@@ -1,10 +1,16 @@
 """A local OAuth 2.1 authorization server for the tests, served on loopback in a background thread.
 
-It publishes RFC 8414 metadata (also at the OpenID discovery path), a JWKS of RSA keys and a
-client_credentials token endpoint (RFC 6749 §4.4, client auth by HTTP Basic or form fields, the RFC 8707
-``resource`` parameter as the token's ``aud``). `RunningIssuer.mint` makes tokens directly: good ones
-(RS256, RFC 9068 ``at+jwt``) and the bad ones a verifier must refuse. Times come from a `Clock`'s
-``wall()``, so a test can share a `VirtualClock` with the verifier and let tokens expire without waiting.
+It publishes RFC 8414 metadata (also at the OpenID discovery path), a JWKS of RSA keys and a token
+endpoint (client auth by HTTP Basic or form fields) for two grants:
+
+- client_credentials (RFC 6749 §4.4), the RFC 8707 ``resource`` parameter as the token's ``aud``;
+- authorization_code with PKCE S256 (RFC 6749 §4.1, RFC 7636) and OpenID Connect ID tokens: ``/authorize``
+  signs in `RunningIssuer.signed_in` (the user of "the browser") without a form and redirects to a
+  registered redirect URI with a single-use code; the exchange answers an access token and an ID token.
+
+`RunningIssuer.mint` makes tokens directly: good ones (RS256, RFC 9068 ``at+jwt``) and the bad ones a
+verifier must refuse. Times come from a `Clock`'s ``wall()``, so a test can share a `VirtualClock` with the
+verifier and let tokens (and codes) expire without waiting.
 """
 
 from __future__ import annotations
@@ -15,14 +21,16 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import socket
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import uvicorn
 from cryptography.hazmat.primitives import serialization
@@ -31,7 +39,7 @@ from jwt.algorithms import RSAAlgorithm, get_default_algorithms
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,10 +47,16 @@ from acp_mcp.clock import Clock, SystemClock
 
 SCOPES_SUPPORTED = ("runs:read", "runs:write")
 DEFAULT_SCOPE = " ".join(SCOPES_SUPPORTED)
+OPENID_SCOPE = "openid"
+"""The scope an authorization request must include (OpenID Connect Core §3.1.2.1); in the metadata too."""
 TOKEN_LIFETIME = 300
-"""Seconds an access token lives, by default (its ``exp`` minus its ``iat``)."""
+"""Seconds an access token lives, by default (its ``exp`` minus its ``iat``); ID tokens live as long."""
+CODE_LIFETIME = 60
+"""Seconds an authorization code can be exchanged after ``/authorize`` issued it (on the issuer's clock)."""
 ACCESS_TOKEN_TYPE = "at+jwt"
 """The ``typ`` header of an access token (RFC 9068 §2.1)."""
+ID_TOKEN_TYPE = "JWT"
+"""The ``typ`` header of an ID token."""
 START_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 10.0
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -52,6 +66,10 @@ TOKEN_PATH = "/token"
 AUTHORIZE_PATH = "/authorize"
 FORM_TYPE = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CODE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+"""What a PKCE code_verifier is made of (RFC 7636 §4.1)."""
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+"""An S256 code_challenge: a SHA-256 digest, base64url without padding (RFC 7636 §4.2)."""
 
 Alg = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "none"]
 """What `RunningIssuer.mint` signs with: RSA algorithms with the RSA key, HS256 with its public PEM, none unsigned."""
@@ -65,6 +83,11 @@ def b64url(data: bytes) -> str:
 def b64url_json(value: Mapping[str, Any]) -> str:
     """Compact JSON, base64url encoded: one segment of a JWT."""
     return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def s256(code_verifier: str) -> str:
+    """The S256 code_challenge of a PKCE code_verifier: base64url(SHA-256(ASCII(verifier))) (RFC 7636 §4.2)."""
+    return b64url(hashlib.sha256(code_verifier.encode("ascii")).digest())
 
 
 @dataclass(frozen=True)
@@ -98,23 +121,39 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class RegisteredClient:
-    """A client of the token endpoint: its credentials, the ``sub`` its tokens carry, its scopes, extra claims."""
+    """A client of the token endpoint: its credentials, the ``sub`` its client_credentials tokens carry, its
+    scopes, extra claims for those tokens, and the redirect URIs ``/authorize`` may send a code to."""
 
     client_id: str
     secret: str = field(repr=False)
     sub: str
     scopes: tuple[str, ...]
     claims: Mapping[str, Any]
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class IssuerRequest:
-    """One request the issuer received: method, path, headers (lower-case names) and form fields."""
+    """One request the issuer received: method, path, headers (lower-case names), form fields and query."""
 
     method: str
     path: str
     headers: dict[str, str]
     form: dict[str, list[str]]
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _PendingCode:
+    """An authorization code not yet exchanged: what it was issued for, and when (issuer's wall clock)."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    sub: str
+    nonce: str | None
+    scope: str
+    issued_at: float
 
 
 class OAuthError(Exception):
@@ -131,6 +170,14 @@ class OAuthError(Exception):
             headers["WWW-Authenticate"] = 'Basic realm="issuer"'
         body = {"error": self.error, "error_description": self.description}
         return JSONResponse(body, status_code=self.status, headers=headers)
+
+    def page(self) -> HTMLResponse:
+        """The error as the HTML page a browser shows, never a redirect: the error code is the title."""
+        body = (
+            f"<!doctype html>\n<title>{escape(self.error)}</title>\n"
+            f"<h1>{escape(self.error)}</h1>\n<p>{escape(self.description)}</p>\n"
+        )
+        return HTMLResponse(body, status_code=self.status, headers=NO_STORE)
 
 
 class _Recorder:
@@ -153,7 +200,8 @@ class _Recorder:
         body = b"".join(chunks)
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         form = _parse_form(body) if headers.get("content-type", "").split(";")[0].strip() == FORM_TYPE else {}
-        self.issuer._record(IssuerRequest(scope["method"], scope["path"], headers, form))
+        query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        self.issuer._record(IssuerRequest(scope["method"], scope["path"], headers, form, query))
         replayed = False
 
         async def replay() -> Message:
@@ -189,11 +237,26 @@ def _basic_credentials(authorization: str) -> tuple[str, str] | None:
 
 
 def _single(form: Mapping[str, list[str]], name: str) -> str | None:
-    """A parameter that may appear at most once (RFC 6749 §3.2)."""
+    """A parameter that may appear at most once (RFC 6749 §3.1, §3.2)."""
     values = form.get(name, [])
     if len(values) > 1:
         raise OAuthError("invalid_request", f"{name} is repeated")
     return values[0] if values else None
+
+
+def _required(form: Mapping[str, list[str]], name: str) -> str:
+    """A parameter that must appear exactly once."""
+    value = _single(form, name)
+    if value is None:
+        raise OAuthError("invalid_request", f"{name} is missing")
+    return value
+
+
+def _with_query(uri: str, params: Mapping[str, str]) -> str:
+    """`uri` with `params` appended to its query (a registered redirect URI keeps its own, RFC 6749 §3.1.2)."""
+    parts = urlsplit(uri)
+    query = "&".join(part for part in (parts.query, urlencode(params)) if part)
+    return urlunsplit(parts._replace(query=query))
 
 
 class RunningIssuer:
@@ -214,6 +277,10 @@ class RunningIssuer:
         self._published: tuple[SigningKey, ...] = (self._key,)
         self._clients: dict[str, RegisteredClient] = {}
         self._requests: list[IssuerRequest] = []
+        self._codes: dict[str, _PendingCode] = {}
+        self.signed_in: str | None = None
+        """The ``sub`` of the user signed in at the issuer in "the browser": ``/authorize`` signs them in to
+        the client without a form; None answers a 401 page instead of a redirect."""
 
     # Keys
 
@@ -247,20 +314,21 @@ class RunningIssuer:
         return {"keys": [key.jwk() for key in self.published_keys]}
 
     def metadata(self) -> dict[str, Any]:
-        """The RFC 8414 metadata document as served.
-
-        ``authorization_endpoint`` is there because RFC 8414 and the MCP SDK's `OAuthMetadata` require
-        it; the endpoint itself refuses every request (this issuer grants client_credentials only).
+        """The metadata document as served at both discovery paths: RFC 8414 plus the fields OpenID
+        Connect Discovery 1.0 requires (``subject_types_supported``, ``id_token_signing_alg_values_supported``).
         """
         return {
             "issuer": self.issuer,
             "authorization_endpoint": self.authorization_endpoint,
             "token_endpoint": self.token_endpoint,
             "jwks_uri": self.jwks_uri,
-            "scopes_supported": list(SCOPES_SUPPORTED),
+            "scopes_supported": [OPENID_SCOPE, *SCOPES_SUPPORTED],
             "response_types_supported": ["code"],
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["authorization_code", "client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
         }
 
     # Clients
@@ -273,9 +341,15 @@ class RunningIssuer:
         sub: str | None = None,
         scopes: Sequence[str] = SCOPES_SUPPORTED,
         claims: Mapping[str, Any] | None = None,
+        redirect_uris: Sequence[str] = (),
     ) -> RegisteredClient:
-        """Let a client fetch tokens: they carry `sub` (default: the client_id), at most `scopes`, and `claims`."""
-        client = RegisteredClient(client_id, secret, sub or client_id, tuple(scopes), dict(claims or {}))
+        """Let a client fetch tokens: client_credentials ones carry `sub` (default: the client_id), at most
+        `scopes`, and `claims`; with `redirect_uris` (compared exactly) it can use the authorization code flow."""
+        if isinstance(redirect_uris, str):
+            raise TypeError("redirect_uris is a sequence of URIs, not one string")
+        client = RegisteredClient(
+            client_id, secret, sub or client_id, tuple(scopes), dict(claims or {}), tuple(redirect_uris)
+        )
         with self._lock:
             self._clients[client_id] = client
         return client
@@ -373,31 +447,89 @@ class RunningIssuer:
         return JSONResponse(self.jwks())
 
     async def _authorize_endpoint(self, request: Request) -> Response:
-        """Refuse: this issuer has no authorization code flow."""
-        error = OAuthError("unsupported_response_type", "this issuer grants client_credentials only")
-        return error.response()
+        """GET (query) or POST (form) an authorization request; a redirect with a code, or an HTML error page."""
+        try:
+            if request.method == "POST":
+                if request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
+                    raise OAuthError("invalid_request", f"the body must be {FORM_TYPE}")
+                params = _parse_form(await request.body())
+            else:
+                params = parse_qs(request.url.query, keep_blank_values=True)
+            return self._authorize(params)
+        except OAuthError as error:
+            return error.page()
+
+    def _authorize(self, params: Mapping[str, list[str]]) -> Response:
+        """Check the request, sign in `signed_in`, issue a code and redirect to the client (RFC 6749 §4.1.2).
+
+        Every refusal is a 400 page, never a redirect: the client and its redirect URI are checked first, so
+        a page is all an unregistered URI ever gets. Then response_type code, a scope with openid, PKCE with
+        S256 only; last, with nobody signed in, a 401 page (``login_required``).
+        """
+        client_id = _required(params, "client_id")
+        with self._lock:
+            client = self._clients.get(client_id)
+        if client is None:
+            raise OAuthError("invalid_request", f"unknown client: {client_id}")
+        redirect_uri = _required(params, "redirect_uri")
+        if redirect_uri not in client.redirect_uris:
+            raise OAuthError("invalid_request", f"redirect_uri is not registered for this client: {redirect_uri}")
+        response_type = _required(params, "response_type")
+        if response_type != "code":
+            raise OAuthError("unsupported_response_type", f"{response_type} is not supported; use code")
+        scope = " ".join(dict.fromkeys(_required(params, "scope").split()))
+        if OPENID_SCOPE not in scope.split():
+            raise OAuthError("invalid_scope", f"scope must include {OPENID_SCOPE}")
+        code_challenge = _single(params, "code_challenge")
+        method = _single(params, "code_challenge_method")
+        if code_challenge is None:
+            raise OAuthError("invalid_request", "PKCE is required: code_challenge is missing")
+        if method != "S256":
+            raise OAuthError("invalid_request", f"code_challenge_method must be S256, not {method or 'plain'}")
+        if not S256_CHALLENGE.fullmatch(code_challenge):
+            raise OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 digest")
+        state, nonce = _single(params, "state"), _single(params, "nonce")
+        sub = self.signed_in
+        if sub is None:
+            raise OAuthError("login_required", "not signed in at the issuer", 401)
+        code = secrets.token_urlsafe(32)
+        now = self.clock.wall()
+        pending = _PendingCode(client_id, redirect_uri, code_challenge, sub, nonce, scope, now)
+        with self._lock:
+            self._codes = {key: value for key, value in self._codes.items() if now < value.issued_at + CODE_LIFETIME}
+            self._codes[code] = pending
+        answer = {"code": code} if state is None else {"code": code, "state": state}
+        return Response(status_code=302, headers={"Location": _with_query(redirect_uri, answer), **NO_STORE})
 
     async def _token_endpoint(self, request: Request) -> Response:
-        """POST a client_credentials grant; answer a token or an RFC 6749 §5.2 error."""
+        """POST a client_credentials or authorization_code grant; answer tokens or an RFC 6749 §5.2 error."""
         try:
             return self._grant(request.headers, await request.body())
         except OAuthError as error:
             return error.response()
 
     def _grant(self, headers: Mapping[str, str], body: bytes) -> Response:
-        """Check the request, the client and the scope; answer the token (RFC 6749 §4.4.3, §5.1)."""
+        """Check the request and the client, then the grant (RFC 6749 §4.1.3, §4.4.2)."""
         if headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
             raise OAuthError("invalid_request", f"the body must be {FORM_TYPE}")
         form = _parse_form(body)
         client = self._authenticate(headers.get("authorization"), form)
-        grant_type = _single(form, "grant_type")
-        if grant_type is None:
-            raise OAuthError("invalid_request", "grant_type is missing")
-        if grant_type != "client_credentials":
-            raise OAuthError("unsupported_grant_type", f"{grant_type} is not supported")
+        grant_type = _required(form, "grant_type")
+        if grant_type == "client_credentials":
+            return self._client_credentials(client, form)
+        if grant_type == "authorization_code":
+            return self._authorization_code(client, form)
+        raise OAuthError("unsupported_grant_type", f"{grant_type} is not supported")
+
+    def _client_credentials(self, client: RegisteredClient, form: Mapping[str, list[str]]) -> Response:
+        """Check the scope and the resources; answer the token (RFC 6749 §4.4.3, §5.1).
+
+        ``openid`` is granted to any client that asks, as real servers tolerate it (the SDK asks for every
+        scope in the metadata when the resource names none); it brings no ID token here.
+        """
         requested = _single(form, "scope")
         scopes = list(dict.fromkeys(requested.split())) if requested is not None else list(client.scopes)
-        beyond = [scope for scope in scopes if scope not in client.scopes]
+        beyond = [scope for scope in scopes if scope not in client.scopes and scope != OPENID_SCOPE]
         if beyond:
             raise OAuthError("invalid_scope", f"not allowed for this client: {' '.join(beyond)}")
         resources = form.get("resource", [])
@@ -410,6 +542,53 @@ class RunningIssuer:
             "token_type": "Bearer",
             "expires_in": self.token_lifetime,
             "scope": " ".join(scopes),
+        }
+        return JSONResponse(body_json, headers=NO_STORE)
+
+    def _authorization_code(self, client: RegisteredClient, form: Mapping[str, list[str]]) -> Response:
+        """Exchange a code: answer an access token and an ID token for its user (OpenID Connect Core §3.1.3.3).
+
+        The code is spent by the first exchange that presents it with parameters present and an
+        authenticated client, whether that exchange succeeds or not; then it must be this client's,
+        unexpired, for the same redirect_uri, and S256(code_verifier) must be its code_challenge.
+        """
+        code = _required(form, "code")
+        redirect_uri = _required(form, "redirect_uri")
+        code_verifier = _required(form, "code_verifier")
+        with self._lock:
+            pending = self._codes.pop(code, None)
+        if pending is None:
+            raise OAuthError("invalid_grant", "unknown or already used code")
+        if pending.client_id != client.client_id:
+            raise OAuthError("invalid_grant", "the code was issued to another client")
+        if self.clock.wall() >= pending.issued_at + CODE_LIFETIME:
+            raise OAuthError("invalid_grant", "the code expired")
+        if redirect_uri != pending.redirect_uri:
+            raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request's")
+        if not CODE_VERIFIER.fullmatch(code_verifier) or not hmac.compare_digest(
+            s256(code_verifier), pending.code_challenge
+        ):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+        access_token = self.mint(
+            aud=client.client_id, sub=pending.sub, scope=pending.scope, claims={"client_id": client.client_id}
+        )
+        id_claims: dict[str, Any] = {"auth_time": int(pending.issued_at)}
+        if pending.nonce is not None:
+            id_claims["nonce"] = pending.nonce
+        id_token = self.mint(
+            aud=client.client_id,
+            sub=pending.sub,
+            scope=None,
+            claims=id_claims,
+            omit={"nbf", "jti"},
+            headers={"typ": ID_TOKEN_TYPE},
+        )
+        body_json = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "id_token": id_token,
+            "scope": pending.scope,
         }
         return JSONResponse(body_json, headers=NO_STORE)
 

@@ -93,10 +93,10 @@ async function readJob() {
   return job;
 }
 
-function isForeign(url, origin) {
+function isForeign(url, origins) {
   if (/^(data|about|blob|chrome|chrome-error):/.test(url)) return false;
   try {
-    return new URL(url).origin !== origin;
+    return !origins.has(new URL(url).origin);
   } catch {
     return true;
   }
@@ -168,7 +168,8 @@ async function main() {
   }
   const timeoutMs = Number.isFinite(job.timeout_ms) ? job.timeout_ms : 45000;
   const stepTimeout = Number.isFinite(job.step_timeout_ms) ? job.step_timeout_ms : 10000;
-  const origin = new URL(job.url).origin;
+  // the page's own origin, and any the job allows (e.g. an identity provider the page signs in at)
+  const origin = new Set([new URL(job.url).origin, ...(Array.isArray(job.allowed_origins) ? job.allowed_origins : [])]);
 
   const profile = await mkdtemp(join(tmpdir(), "browser-form-profile-"));
   let context = null;

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from acp_mcp.config import (
     BASE_URL_VARIABLES,
+    CONNECT_SECRET_VARIABLE,
     DEFAULT_BASE_URL,
     HTTP_TOKEN_VARIABLE,
     KEK_VARIABLE,
@@ -49,12 +50,20 @@ def test_with_no_variables_every_setting_has_its_default() -> None:
         caller_burst=DEFAULT_CALLER_BURST,
         key_encryption_key=None,
         key_store="acp-mcp-keys.sqlite",
+        connect_client_id=None,
+        connect_client_secret=None,
     )
     assert Settings().base_url == DEFAULT_BASE_URL + "/v1"
 
 
 ISSUER = "https://id.example/realms/team"
 OAUTH = {"ACP_MCP_OAUTH_ISSUER": ISSUER, "ACP_MCP_PUBLIC_URL": "https://acp.example/mcp"}
+CONNECT = {
+    **OAUTH,
+    "ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5",
+    "ACP_MCP_CONNECT_CLIENT_ID": "acp-connect",
+    "ACP_MCP_CONNECT_CLIENT_SECRET": " s3cret ",
+}
 VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, attribute, expected value
     ("key-stripped", {"COMPUTER_AGENTS_API_KEY": " tb_key "}, "api_key", "tb_key"),
     ("key-old-name", {"TESTBASE_API_KEY": "tb_old"}, "api_key", "tb_old"),
@@ -106,7 +115,9 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("caller-rate-off", {"ACP_MCP_CALLER_RATE": "0"}, "caller_rate", 0.0),
     ("caller-burst", {"ACP_MCP_CALLER_BURST": "5"}, "caller_burst", 5),
     ("key-store", {"ACP_MCP_KEY_STORE": "postgresql://db/acp"}, "key_store", "postgresql://db/acp"),
-    ("key-encryption-key", {**OAUTH, "ACP_MCP_KEY_ENCRYPTION_KEY": " a2V5 "}, "key_encryption_key", "a2V5"),
+    ("key-encryption-key", {**CONNECT, "ACP_MCP_KEY_ENCRYPTION_KEY": " a2V5 "}, "key_encryption_key", "a2V5"),
+    ("connect-client-id", CONNECT, "connect_client_id", "acp-connect"),
+    ("connect-client-secret", CONNECT, "connect_client_secret", "s3cret"),
 ]
 VARIABLES = [pytest.param(*case, id=ident) for ident, *case in VARIABLE_CASES]
 
@@ -124,6 +135,7 @@ def test_the_table_covers_every_variable_the_server_reads() -> None:
         *BASE_URL_VARIABLES,
         HTTP_TOKEN_VARIABLE,
         KEK_VARIABLE,
+        CONNECT_SECRET_VARIABLE,
         *(s.env for _, s in settings_fields()),
     }
     covered = {name for _, environ, _, _ in VARIABLE_CASES for name in environ}
@@ -168,8 +180,15 @@ BAD_VALUES = [
         ({"ACP_MCP_PUBLIC_URL": "https://acp.example/mcp"}, "ACP_MCP_OAUTH_ISSUER and ACP_MCP_PUBLIC_URL go together"),
         ({**OAUTH, "ACP_MCP_HTTP_TOKEN": "t" * 32}, "set either ACP_MCP_HTTP_TOKEN (one static token) or"),
         ({"ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5"}, "ACP_MCP_KEY_ENCRYPTION_KEY needs ACP_MCP_OAUTH_ISSUER"),
+        ({**OAUTH, "ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5"}, "the connect page signs users in at the issuer: with"),
     ],
-    ids=["issuer-alone", "public-url-alone", "oauth-and-static-token", "encryption-key-without-oauth"],
+    ids=[
+        "issuer-alone",
+        "public-url-alone",
+        "oauth-and-static-token",
+        "encryption-key-without-oauth",
+        "encryption-key-without-a-sign-in-client",
+    ],
 )
 def test_oauth_settings_that_cannot_work_together_are_one_config_error(environ: dict[str, str], problem: str) -> None:
     with pytest.raises(ConfigError) as caught:

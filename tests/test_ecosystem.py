@@ -21,6 +21,7 @@ from acp_mcp import __version__
 from acp_mcp.composition import compose
 from acp_mcp.config import (
     BASE_URL_VARIABLES,
+    CONNECT_SECRET_VARIABLE,
     DEFAULT_BASE_URL,
     HTTP_TOKEN_VARIABLE,
     KEK_VARIABLE,
@@ -40,6 +41,7 @@ SERVER_VARIABLES = {
     *BASE_URL_VARIABLES,
     HTTP_TOKEN_VARIABLE,
     KEK_VARIABLE,
+    CONNECT_SECRET_VARIABLE,
     *(s.env for _, s in settings_fields()),
 }
 NPM_PINS = {

@@ -1,6 +1,7 @@
 """A signed-in user without a key connects their own on the connect page, over real loopback HTTP: the link
-in the tool error (or a URL elicitation), the page, the key checked with the API, sealed in the store, used
-on the next call; links work once; disconnecting forgets the key. (In a real browser: test_browser_connect.)"""
+in the tool error (or a URL elicitation), the browser signed in at the issuer first (only the link's own user
+gets the form), the key checked with the API, sealed in the store, used on the next call; links work once;
+disconnecting forgets the key. The last tests drive the same in headless Chromium."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx2
@@ -36,6 +38,7 @@ from .conftest import API_KEY, SERVER_ID, api_requests, error_text, runs_path, s
 pytestmark = pytest.mark.anyio
 
 KEK = base64.b64encode(bytes(range(32))).decode()
+CONNECT_CLIENT, CONNECT_SECRET = "acp-connect", "connect-secret-0123"
 LINK = re.compile(r"open (http://\S+/connect\?link=\S+) and paste")
 
 
@@ -53,18 +56,31 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(issuer: RunningIssuer, running_sandbox: RunningSandbox, store: Path) -> Iterator[HttpServer]:
     port = free_port()
-    env = sandbox_env(
-        running_sandbox,
-        ACP_SERVER_ID=SERVER_ID,
-        ACP_MCP_PORT=str(port),
-        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
-        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
-        ACP_MCP_KEY_ENCRYPTION_KEY=KEK,
-        ACP_MCP_KEY_STORE=str(store),
-    )
-    del env["COMPUTER_AGENTS_API_KEY"]  # nobody acts with a shared key here
+    env = connect_env(issuer, running_sandbox, port, store)
     with http_server(**env) as running:
         yield running
+
+
+def connect_settings(issuer: RunningIssuer, origin: str, store: str | Path) -> dict[str, str]:
+    """The settings of the connect page served on `origin` (its client registered at `issuer`) and `store`."""
+    client = f"{CONNECT_CLIENT}-{origin.rsplit(':', 1)[1]}"
+    issuer.register_client(client, CONNECT_SECRET, redirect_uris=[f"{origin}/connect/callback"])
+    return {
+        "ACP_MCP_OAUTH_ISSUER": issuer.issuer,
+        "ACP_MCP_PUBLIC_URL": f"{origin}/mcp",
+        "ACP_MCP_KEY_ENCRYPTION_KEY": KEK,
+        "ACP_MCP_KEY_STORE": str(store),
+        "ACP_MCP_CONNECT_CLIENT_ID": client,
+        "ACP_MCP_CONNECT_CLIENT_SECRET": CONNECT_SECRET,
+    }
+
+
+def connect_env(issuer: RunningIssuer, sandbox: RunningSandbox, port: int, store: str | Path) -> dict[str, str]:
+    """A server on `port` whose users connect their own keys (none shared), signing in at `issuer`."""
+    settings = connect_settings(issuer, f"http://127.0.0.1:{port}", store)
+    env = sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID, ACP_MCP_PORT=str(port), **settings)
+    del env["COMPUTER_AGENTS_API_KEY"]  # nobody acts with a shared key here
+    return env
 
 
 async def link_for(server: HttpServer, access: str) -> str:
@@ -75,10 +91,16 @@ async def link_for(server: HttpServer, access: str) -> str:
     return match[1]
 
 
-async def submit(link: str, key: str, action: str = "connect") -> httpx2.Response:
+async def submit(issuer: RunningIssuer, link: str, key: str, *, user: str, action: str = "connect") -> httpx2.Response:
+    """What `user`'s browser does with `link`: open it (signing in at the issuer as `user` on the way), then send
+    the form. The answer to the form, or to the opening when it showed no form."""
+    issuer.signed_in = user
     token = link.split("link=", 1)[1]
-    async with httpx2.AsyncClient() as http:
-        return await http.post(link.split("?", 1)[0], data={"link": token, "key": key, "action": action})
+    async with httpx2.AsyncClient(follow_redirects=True, timeout=10) as browser:
+        opened = await browser.get(link)
+        if opened.status_code != 200:
+            return opened
+        return await browser.post(link.split("?", 1)[0], data={"link": token, "key": key, "action": action})
 
 
 async def test_a_user_without_a_key_gets_a_link_connects_their_key_and_the_next_call_uses_it(
@@ -88,15 +110,19 @@ async def test_a_user_without_a_key_gets_a_link_connects_their_key_and_the_next_
     link = await link_for(server, access)
     assert api_requests(sandbox) == []
 
-    async with httpx2.AsyncClient() as http:
-        page = await http.get(link)
-    refused = await submit(link, "tb_not_a_key_of_any_account")
-    connected = await submit(link, API_KEY)
-    again = await submit(link, API_KEY)
+    issuer.signed_in = "erin"
+    async with httpx2.AsyncClient(follow_redirects=True) as browser:
+        page = await browser.get(link)
+    signing_in = [(r.status_code, r.url.path) for r in page.history]
+    refused = await submit(issuer, link, "tb_not_a_key_of_any_account", user="erin")
+    connected = await submit(issuer, link, API_KEY, user="erin")
+    again = await submit(issuer, link, API_KEY, user="erin")
     async with server.client(access) as client:
         listed = await client.call_tool("list_agent_runs", {})
 
+    assert signing_in == [(303, "/connect"), (302, "/authorize"), (303, "/connect/callback")]
     assert page.status_code == 200 and 'type="password"' in page.text and "Connect your Computer Agents" in page.text
+    assert f"For <strong>erin</strong>, signed in at {issuer.issuer}" in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
     assert refused.status_code == 400 and "refused this key" in refused.text, "a wrong key costs nothing"
@@ -113,11 +139,31 @@ async def test_a_forged_or_altered_link_shows_the_expired_page_and_stores_nothin
     link = await link_for(server, issuer.mint(aud=server.url, sub="frank"))
     async with httpx2.AsyncClient() as http:
         altered = await http.get(link[:-3] + "xyz")
-    posted = await submit(link[:-3] + "xyz", API_KEY)
+    posted = await submit(issuer, link[:-3] + "xyz", API_KEY, user="frank")
 
     assert altered.status_code == 400 and "expired" in altered.text
     assert posted.status_code == 400
     assert LINK.search(error_text(await _call(server, issuer, "frank"), "list_agent_runs"))
+
+
+async def test_a_link_forwarded_to_another_user_or_opened_signed_out_takes_no_key(
+    server: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox
+) -> None:
+    link = await link_for(server, issuer.mint(aud=server.url, sub="eve"))
+
+    phished = await submit(issuer, link, API_KEY, user="bob")
+    issuer.signed_in = None
+    async with httpx2.AsyncClient(follow_redirects=True) as browser:
+        signed_out = await browser.get(link)
+    token = link.split("link=", 1)[1]
+    async with httpx2.AsyncClient() as bare:
+        posted = await bare.post(link.split("?", 1)[0], data={"link": token, "key": API_KEY, "action": "connect"})
+
+    assert phished.status_code == 403 and "This link is for another account" in phished.text
+    assert signed_out.status_code == 401, "the issuer asks the user to sign in; no form without it"
+    assert posted.status_code == 403, "a form sent without signing in is refused"
+    assert api_requests(sandbox) == [], "the key was never even checked"
+    assert LINK.search(error_text(await _call(server, issuer, "eve"), "list_agent_runs")), "eve has no key"
 
 
 async def _call(server: HttpServer, issuer: RunningIssuer, sub: str) -> CallToolResult:
@@ -129,13 +175,14 @@ async def test_the_connected_page_can_disconnect_and_the_key_is_forgotten_at_onc
     server: HttpServer, issuer: RunningIssuer
 ) -> None:
     access = issuer.mint(aud=server.url, sub="grace")
-    connected = await submit(await link_for(server, access), API_KEY)
+    connected = await submit(issuer, await link_for(server, access), API_KEY, user="grace")
     async with server.client(access) as client:
         assert not (await client.call_tool("list_agent_runs", {})).is_error
     token = re.search(r'name="link" value="([^"]+)"', connected.text)
     assert token is not None, connected.text
 
-    gone = await submit(f"{server.url.replace('/mcp', '/connect')}?link={token[1]}", "", action="disconnect")
+    again = f"{server.url.replace('/mcp', '/connect')}?link={token[1]}"
+    gone = await submit(issuer, again, "", action="disconnect", user="grace")
 
     assert gone.status_code == 200 and "Disconnected" in gone.text
     assert LINK.search(error_text(await _call(server, issuer, "grace"), "list_agent_runs"))
@@ -150,7 +197,7 @@ async def test_a_2026_client_is_sent_to_the_page_by_url_elicitation_and_its_retr
         """The user opens the page the client shows and pastes their key; then the client retries."""
         asked.append(params)
         assert isinstance(params, ElicitRequestURLParams)
-        assert (await submit(params.url, API_KEY)).status_code == 200
+        assert (await submit(issuer, params.url, API_KEY, user="heidi")).status_code == 200
         return ElicitResult(action="accept")
 
     access = issuer.mint(aud=server.url, sub="heidi")
@@ -200,16 +247,28 @@ async def test_in_a_real_browser_the_link_opens_the_page_the_key_is_connected_an
 ) -> None:
     access = issuer.mint(aud=server.url, sub="judy")
     link = await link_for(server, access)
+    issuer.signed_in = "judy"
 
     report = await anyio.to_thread.run_sync(
-        lambda: drive_form(link, [{"fill": "input[name=key]", "value": API_KEY}, {"click": "button[value=connect]"}])
+        lambda: drive_form(
+            link,
+            [{"fill": "input[name=key]", "value": API_KEY}, {"click": "button[value=connect]"}],
+            allowed_origins=[issuer.issuer],
+        )
     )
     async with server.client(access) as client:
         listed = await client.call_tool("list_agent_runs", {})
 
     text = report["text"] or ""
     assert report["status"] == 200 and text.startswith("Connected")
-    assert [(n["method"], n["status"]) for n in report["navigations"]] == [("GET", 200), ("POST", 200)]
+    origin, issuer_origin = server.url.removesuffix("/mcp"), issuer.issuer
+    assert [(n["method"], n["status"], n["url"].split("?")[0]) for n in report["navigations"]] == [
+        ("GET", 303, f"{origin}/connect"),  # not signed in: off to the issuer
+        ("GET", 302, f"{issuer_origin}/authorize"),
+        ("GET", 303, f"{origin}/connect/callback"),  # signed in as judy: back to the link
+        ("GET", 200, f"{origin}/connect"),
+        ("POST", 200, f"{origin}/connect"),
+    ]
     assert report["foreign_requests"] == [] and report["console_errors"] == [] and report["page_errors"] == []
     assert API_KEY not in text
     assert not listed.is_error
@@ -226,10 +285,12 @@ async def test_in_a_real_browser_the_elicitation_url_leads_to_a_stored_key_and_t
         """What a desktop client does with a URL elicitation: open it in the user's browser."""
         assert isinstance(params, ElicitRequestURLParams)
         steps = [{"fill": "input[name=key]", "value": API_KEY}, {"click": "button[value=connect]"}]
-        reports.append(await anyio.to_thread.run_sync(lambda: drive_form(params.url, steps)))
+        opened = lambda: drive_form(params.url, steps, allowed_origins=[issuer.issuer])  # noqa: E731
+        reports.append(await anyio.to_thread.run_sync(opened))
         return ElicitResult(action="accept")
 
     access = issuer.mint(aud=server.url, sub="kim")
+    issuer.signed_in = "kim"
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {access}"}, timeout=60) as http,
         Client(streamable_http_client(server.url, http_client=http), elicitation_callback=browser_opens) as client,
@@ -246,15 +307,7 @@ async def test_a_key_store_that_fails_answers_503_not_a_traceback(
     issuer: RunningIssuer, running_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     store = tmp_path / "keys.sqlite"
-    port = free_port()
-    env = sandbox_env(
-        running_sandbox,
-        ACP_MCP_PORT=str(port),
-        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
-        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
-        ACP_MCP_KEY_ENCRYPTION_KEY=KEK,
-        ACP_MCP_KEY_STORE=str(store),
-    )
+    env = connect_env(issuer, running_sandbox, free_port(), store)
     with http_server("--stateless", **env) as broken:
         with sqlite3.connect(store) as db:
             db.execute("DROP TABLE acp_mcp_keys")
@@ -269,3 +322,27 @@ async def test_a_key_store_that_fails_answers_503_not_a_traceback(
     assert (response.status_code, response.headers["retry-after"]) == (503, "5")
     assert response.json()["error"] == "temporarily_unavailable"
     assert "Traceback" not in log and "the key store failed to read a key: OperationalError" in log
+
+
+async def test_a_sign_in_that_comes_back_forged_or_without_its_cookie_signs_nobody_in(
+    server: HttpServer, issuer: RunningIssuer, sandbox: RunningSandbox
+) -> None:
+    link = await link_for(server, issuer.mint(aud=server.url, sub="liam"))
+    issuer.signed_in = "liam"
+    callback = server.url.replace("/mcp", "/connect/callback")
+    async with httpx2.AsyncClient() as browser:
+        to_issuer = await browser.get(link)
+        back = await browser.get(to_issuer.headers["location"])  # the issuer's redirect, with code and state
+        state = parse_qs(urlsplit(back.headers["location"]).query)["state"][0]
+        forged = await browser.get(callback, params={"code": "made-up", "state": state})
+    async with httpx2.AsyncClient() as other_browser:  # the right code and state, but not the browser that began
+        stolen = await other_browser.get(back.headers["location"])
+    async with httpx2.AsyncClient() as http:
+        wrong_method = await http.put(link)
+
+    assert to_issuer.status_code == 303 and to_issuer.headers["location"].startswith(f"{issuer.issuer}/authorize?")
+    assert "acp_mcp_pkce=" in to_issuer.headers["set-cookie"] and "HttpOnly" in to_issuer.headers["set-cookie"]
+    assert (forged.status_code, stolen.status_code) == (400, 400)
+    assert "Signing in did not work" in forged.text and "set-cookie" not in stolen.headers
+    assert wrong_method.status_code == 405
+    assert api_requests(sandbox) == []

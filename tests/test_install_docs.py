@@ -28,6 +28,7 @@ from mcp import Client, StdioServerParameters
 
 from acp_mcp.config import (
     BASE_URL_VARIABLES,
+    CONNECT_SECRET_VARIABLE,
     HTTP_TOKEN_VARIABLE,
     KEK_VARIABLE,
     KEY_VARIABLES,
@@ -48,6 +49,7 @@ SERVER_VARIABLES = {
     *BASE_URL_VARIABLES,
     HTTP_TOKEN_VARIABLE,
     KEK_VARIABLE,
+    CONNECT_SECRET_VARIABLE,
     *(s.env for _, s in settings_fields()),
 }
 PLACEHOLDERS = {"tb_...": API_KEY, "srv_...": SERVER_ID, "${input:computer-agents-key}": API_KEY}

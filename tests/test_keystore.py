@@ -13,7 +13,7 @@ from acp_mcp.clock import VirtualClock
 from acp_mcp.config import ConfigError
 from acp_mcp.keystore import KEY_BYTES, Sealer, StoreUnavailableError, open_key_store, read_kek, row_id
 from acp_mcp.limits import CONNECT_LINK_SECONDS
-from acp_mcp.links import ConnectLinks
+from acp_mcp.links import ConnectLinks, Signer
 
 pytestmark = pytest.mark.anyio
 
@@ -86,12 +86,14 @@ async def test_a_link_nonce_is_usable_once_and_expired_ones_are_forgotten(tmp_pa
 
 async def test_a_connect_link_names_its_principal_and_is_refused_forged_or_expired() -> None:
     clock = VirtualClock()
-    links = ConnectLinks(KEK, "https://acp.example", clock)
+    signer = Signer(KEK, clock)
+    links = ConnectLinks(signer, "https://acp.example")
     url = links.url(ALICE)
     token = url.split("link=", 1)[1]
 
     link = links.read(token)
-    forged = ConnectLinks(bytes(KEY_BYTES), "https://acp.example", clock).read(token)
+    forged = ConnectLinks(Signer(bytes(KEY_BYTES), clock), "https://acp.example").read(token)
+    other_purpose = signer.read("session", token)
     altered = links.read(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
     await clock.sleep(CONNECT_LINK_SECONDS + 1)
     expired = links.read(token)
@@ -100,6 +102,7 @@ async def test_a_connect_link_names_its_principal_and_is_refused_forged_or_expir
     assert link is not None and link.principal == ALICE
     assert link.expires_at == VirtualClock().wall() + CONNECT_LINK_SECONDS
     assert (forged, altered, expired, links.read("garbage"), links.read("")) == (None, None, None, None, None)
+    assert other_purpose is None, "a link is nothing as a sign-in session"
     assert links.url(ALICE) != url, "every link has its own nonce"
 
 

@@ -53,7 +53,18 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "server",
         "composition",
     ),
-    "transports": ("connect", "gate", "host_check", "stdio", "http_server", "shutdown", "cli", "demo", "__main__"),
+    "transports": (
+        "signin",
+        "connect",
+        "gate",
+        "host_check",
+        "stdio",
+        "http_server",
+        "shutdown",
+        "cli",
+        "demo",
+        "__main__",
+    ),
 }
 LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for module in modules}
 MCP_LAYERS = set(LAYERS["mcp"] + LAYERS["transports"])
