@@ -82,6 +82,9 @@ class ConnectPage:
             if await self._signin.finish(send, headers, query) is None:
                 await _page(send, 400, SIGNIN_FAILED)
             return
+        if scope["method"] == "GET" and "link" not in query:
+            await self._own(send, headers)
+            return
         if scope["method"] == "GET":
             token = query.get("link", [""])[0]
             link = self._links.read(token)
@@ -108,6 +111,16 @@ class ConnectPage:
             await self._disconnect(send, link)
         else:
             await self._connect(send, link, token, form.get("key", "").strip())
+
+    async def _own(self, send: Send, headers: Headers) -> None:
+        """``/connect`` without a link: a user signed in at the issuer manages their own key (replace or
+        disconnect it) at any time, with a fresh link made for them."""
+        principal = self._signin.principal(headers)
+        if principal is None:
+            await self._signin.start(send, "")
+            return
+        token = self._links.url(principal).split("link=", 1)[1]
+        await _page(send, 200, _form(token, principal))
 
     async def _connect(self, send: Send, link: Link, token: str, key: str) -> None:
         if await self._store.link_used(link.nonce):  # before the key is sent anywhere

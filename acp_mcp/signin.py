@@ -93,7 +93,8 @@ class SignIn:
             return None
         session = self._signer.sign("session", [principal], SIGNIN_SECONDS)
         cookies = [self._cookie(SESSION_COOKIE, session, SIGNIN_SECONDS), self._cookie(PKCE_COOKIE, "", 0)]
-        await _redirect(send, f"{CONNECT_PATH}?{urlencode({'link': link_token})}", cookies)
+        back = f"{CONNECT_PATH}?{urlencode({'link': link_token})}" if link_token else CONNECT_PATH
+        await _redirect(send, back, cookies)
         return str(link_token)
 
     async def _exchange(self, code: str, verifier: str, nonce: str) -> str | None:

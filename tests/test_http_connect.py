@@ -346,3 +346,27 @@ async def test_a_sign_in_that_comes_back_forged_or_without_its_cookie_signs_nobo
     assert "Signing in did not work" in forged.text and "set-cookie" not in stolen.headers
     assert wrong_method.status_code == 405
     assert api_requests(sandbox) == []
+
+
+async def test_a_signed_in_user_can_replace_or_disconnect_their_key_at_connect_any_time_without_a_link(
+    server: HttpServer, issuer: RunningIssuer
+) -> None:
+    page = server.url.replace("/mcp", "/connect")
+    access = issuer.mint(aud=server.url, sub="maya")
+    assert (await submit(issuer, await link_for(server, access), API_KEY, user="maya")).status_code == 200
+
+    issuer.signed_in = "maya"
+    async with httpx2.AsyncClient(follow_redirects=True) as browser:
+        own = await browser.get(page)
+        token = re.search(r'name="link" value="([^"]+)"', own.text)
+        assert token is not None, own.text
+        gone = await browser.post(page, data={"link": token[1], "action": "disconnect"})
+
+    assert [(r.status_code, r.url.path) for r in own.history] == [
+        (303, "/connect"),
+        (302, "/authorize"),
+        (303, "/connect/callback"),
+    ]
+    assert own.status_code == 200 and "For <strong>maya</strong>" in own.text
+    assert gone.status_code == 200 and "Disconnected" in gone.text
+    assert LINK.search(error_text(await _call(server, issuer, "maya"), "list_agent_runs"))
