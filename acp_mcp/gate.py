@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .callers import PROCESS, Caller, Callers, current_caller, fingerprint
+from .callers import Caller, Callers, current_caller, fingerprint
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
 from .keystore import StoreUnavailableError
@@ -38,6 +38,14 @@ from .signin import CALLBACK_PATH
 
 METADATA_SUFFIX = "oauth-protected-resource"
 STORE_DOWN = "the key store cannot be reached right now: retry in a few seconds"
+
+
+class RateLimited(Exception):
+    """A caller's bucket is empty: it may make its next request in `wait` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate limited for {wait:.2f}s")
+        self.wait = wait
 
 
 class RateBuckets:
@@ -108,6 +116,10 @@ class CallerGate:
         except StoreUnavailableError:
             await _json(send, 503, _error("temporarily_unavailable", STORE_DOWN), retry_after="5")
             return
+        except RateLimited as limited:
+            retry = str(max(1, math.ceil(limited.wait)))
+            await _json(send, 429, _error("rate_limited", f"too many requests: retry in {retry}s"), retry_after=retry)
+            return
         if caller is None:  # OAuth without a valid token: the SDK answers 401, with the scopes added here
             await self._app(scope, receive, self._with_scopes(send))
             return
@@ -117,11 +129,6 @@ class CallerGate:
             )
             return
         send = self._recording_sessions(send, caller)
-        wait = self._buckets.take(caller.identity) if caller.principal != PROCESS else 0.0
-        if wait > 0:
-            retry = str(max(1, math.ceil(wait)))
-            await _json(send, 429, _error("rate_limited", f"too many requests: retry in {retry}s"), retry_after=retry)
-            return
         if caller.scopes is not None and scope["method"] == "POST":
             body = await _body(receive)
             if body is None:
@@ -168,13 +175,21 @@ class CallerGate:
                 return None
             claims = access.claims or {}
             principal = f"oauth {self._verifier.issuer} {access.subject}"  # one spelling of the issuer
+            self._take(principal)  # before any lookup of its key
             key = await self._callers.key_for(principal, access.subject, claims, sent)
             link = self._links.url(principal) if key is None and self._links is not None else None
             return Caller(principal, key, frozenset(access.scopes), link)
         if sent is not None:
             principal = f"key {fingerprint(sent)}"
+            self._take(principal)
             return Caller(principal, await self._callers.key_for(principal, None, {}, sent))
         return self._callers.default
+
+    def _take(self, principal: str) -> None:
+        """One request from `principal`'s bucket; `RateLimited` when it is empty."""
+        wait = self._buckets.take(fingerprint(principal))
+        if wait > 0:
+            raise RateLimited(wait)
 
     def _metadata(self) -> dict[str, Any]:
         """RFC 9728 protected-resource metadata."""
