@@ -343,7 +343,10 @@ class Settings:
     def secrets(self) -> list[str]:
         """The secret values to mask in every message and log line."""
         kept = (self.api_key, self.http_token, self.key_encryption_key, self.connect_client_secret)
-        return [secret.get_secret_value() for secret in kept if secret is not None]
+        store_password = urlsplit(self.key_store).password if "://" in self.key_store else None
+        return [secret.get_secret_value() for secret in kept if secret is not None] + [
+            password for password in (store_password, self.key_store if store_password else None) if password
+        ]
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None `overrides` applied."""

@@ -121,7 +121,8 @@ class CallerGate:
             await _json(send, 429, _error("rate_limited", f"too many requests: retry in {retry}s"), retry_after=retry)
             return
         if caller is None:  # OAuth without a valid token: the SDK answers 401, with the scopes added here
-            await self._app(scope, receive, self._with_scopes(send))
+            token_sent = "authorization" in Headers(scope=scope)
+            await self._app(scope, receive, self._with_scopes(send, token_sent=token_sent))
             return
         if not self._session_owner(Headers(scope=scope).get("mcp-session-id"), caller):
             await _json(
@@ -207,13 +208,14 @@ class CallerGate:
         parts.append(f'resource_metadata="{well_known(self._settings.public_url or "", METADATA_SUFFIX)}"')
         return "Bearer " + ", ".join(parts)
 
-    def _with_scopes(self, send: Send) -> Send:
-        """`send`, with the scopes to ask for added to a 401 challenge (the SDK's has none)."""
+    def _with_scopes(self, send: Send, *, token_sent: bool) -> Send:
+        """`send`, with the scopes to ask for added to a 401 challenge (the SDK's has none); without a token the
+        challenge names no error (RFC 6750, section 3.1)."""
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 401:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"www-authenticate"]
-                challenge = self._challenge("invalid_token", frozenset(SCOPES))
+                challenge = self._challenge("invalid_token" if token_sent else None, frozenset(SCOPES))
                 message = {**message, "headers": [*headers, (b"www-authenticate", challenge.encode())]}
             await send(message)
 

@@ -264,3 +264,10 @@ def test_the_base_url_ends_with_one_v1_and_a_lowercase_scheme(given: str, normal
 )
 def test_only_localhost_and_loopback_addresses_count_as_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_a_key_store_url_with_a_password_is_masked_like_every_other_secret() -> None:
+    settings = Settings(key_store="postgresql://acp:pg-s3cret-pw@db:5432/acp")
+
+    assert "pg-s3cret-pw" in settings.secrets()
+    assert Settings(key_store="acp-mcp-keys.sqlite").secrets() == []
