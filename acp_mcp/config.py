@@ -22,6 +22,7 @@ from .limits import (
     DEFAULT_DRAIN_SECONDS,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
@@ -195,6 +196,13 @@ class Settings:
         "--drain-seconds",
         "streamable HTTP: on SIGTERM, how long calls in flight may take to end before the process exits",
         _seconds,
+    )
+    read_timeout: float = _setting(
+        DEFAULT_READ_TIMEOUT,
+        "ACP_MCP_READ_TIMEOUT",
+        "--read-timeout",
+        "streamable HTTP: seconds a request's headers and body may take to arrive before its connection is closed",
+        _positive_seconds,
     )
     allowed_hosts: tuple[str, ...] = _setting(
         (),

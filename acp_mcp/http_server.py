@@ -32,6 +32,7 @@ from .host_check import HostCheck
 from .limits import MIN_TOKEN_CHARS
 from .shutdown import run_until_signalled
 from .signin import SignIn
+from .slow_clients import deadline_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        http=deadline_protocol(settings.read_timeout),
         log_config=None,
     )
     logger.warning(

@@ -164,6 +164,9 @@ CONNECT_FORM_BYTES = 4_096
 CONNECTED_KEY_SECONDS = 10.0
 """A connected key read from the store is reused this long before it is read again (a disconnect takes this long
 to reach every replica)."""
+DEFAULT_READ_TIMEOUT = 10.0
+"""A request's headers and body must arrive within this (HAProxy's usual ``timeout http-request``), or its
+connection is closed: a connection that sends nothing, or trickles, cannot be held."""
 MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
 DEFAULT_DRAIN_SECONDS = 20.0

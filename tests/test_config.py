@@ -52,6 +52,7 @@ def test_with_no_variables_every_setting_has_its_default() -> None:
         key_store="acp-mcp-keys.sqlite",
         connect_client_id=None,
         connect_client_secret=None,
+        read_timeout=10.0,
     )
     assert Settings().base_url == DEFAULT_BASE_URL + "/v1"
 
@@ -95,6 +96,7 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("port-highest", {"ACP_MCP_PORT": "65535"}, "port", 65535),
     ("stateless", {"ACP_MCP_STATELESS": "true"}, "stateless", True),
     ("drain", {"ACP_MCP_DRAIN_SECONDS": "1.5"}, "drain_seconds", 1.5),
+    ("read-timeout", {"ACP_MCP_READ_TIMEOUT": "2.5"}, "read_timeout", 2.5),
     (
         "allowed-hosts",
         {"ACP_MCP_ALLOWED_HOSTS": " a.example, b.example,, "},

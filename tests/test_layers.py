@@ -58,6 +58,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "connect",
         "gate",
         "host_check",
+        "slow_clients",
         "stdio",
         "http_server",
         "shutdown",

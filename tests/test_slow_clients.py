@@ -1,0 +1,83 @@
+"""Slow clients over real loopback sockets: a connection whose request does not arrive whole within the read
+timeout is closed (no token needed to hold one before), while requests that arrived keep every second they
+need, and the server keeps answering everyone else."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+
+from acp_mcp.sandbox import RunningSandbox
+
+from ._http import CALLER_TOKEN, get
+from ._tooling import HttpServer, http_server
+from .conftest import SERVER_ID, sandbox_env, text_of
+
+pytestmark = pytest.mark.anyio
+
+READ_TIMEOUT = "0.5"
+PARTIAL_HEADERS = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+STALLED_BODY = (
+    b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
+)
+
+
+@contextmanager
+def connections(server: HttpServer, first_bytes: bytes, count: int) -> Iterator[list[socket.socket]]:
+    port = urlsplit(server.url).port
+    with ExitStack() as stack:
+        opened = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", port or 0), timeout=5))
+            if first_bytes:
+                sock.sendall(first_bytes)
+            opened.append(sock)
+        yield opened
+
+
+def closed_by_the_server(sock: socket.socket) -> bool:
+    """True when the server closes the connection (within the socket's timeout), having sent no more than a status."""
+    try:
+        while chunk := sock.recv(4096):
+            if not chunk.startswith(b"HTTP/1.1 4"):
+                return False
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+async def test_connections_that_send_nothing_half_their_headers_or_stall_their_body_are_closed(
+    sandbox: RunningSandbox,
+) -> None:
+    env = sandbox_env(sandbox, ACP_MCP_READ_TIMEOUT=READ_TIMEOUT, ACP_MCP_HTTP_TOKEN=CALLER_TOKEN)
+    with (
+        http_server(**env) as server,
+        connections(server, b"", 30) as idle,
+        connections(server, PARTIAL_HEADERS, 30) as partial,
+        connections(server, STALLED_BODY, 30) as stalled,
+    ):
+        health = get(server.url.replace("/mcp", "/healthz"))
+        closed = [closed_by_the_server(sock) for sock in (*idle, *partial, *stalled)]
+
+    assert health[0] == 200
+    assert closed == [True] * 90
+
+
+async def test_a_request_that_arrived_whole_keeps_its_whole_wait_past_the_read_timeout(
+    sandbox: RunningSandbox,
+) -> None:
+    sandbox.state.pace = 0.3  # three steps: the call waits about a second, twice the read timeout
+    env = sandbox_env(sandbox, ACP_MCP_READ_TIMEOUT=READ_TIMEOUT, ACP_SERVER_ID=SERVER_ID)
+    with http_server(**env) as server:
+        async with server.client() as client:
+            result = await client.call_tool("start_agent_run", {"content": "/steps 3", "waitSeconds": 30})
+
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["run"]["status"] == "completed"
+    assert result.structured_content["waitedSeconds"] > float(READ_TIMEOUT)
