@@ -5,7 +5,8 @@ need, and the server keeps answering everyone else."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
@@ -39,6 +40,15 @@ def connections(server: HttpServer, first_bytes: bytes, count: int) -> Iterator[
         yield opened
 
 
+def all_closed_by(deadline: float, socks: Iterable[socket.socket]) -> list[bool]:
+    """For each socket, whether the server closed it by `deadline` (monotonic): one bound for all, however many."""
+    closed = []
+    for sock in socks:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        closed.append(closed_by_the_server(sock))
+    return closed
+
+
 def closed_by_the_server(sock: socket.socket) -> bool:
     """True when the server closes the connection (within the socket's timeout), having sent no more than a status."""
     try:
@@ -63,7 +73,7 @@ async def test_connections_that_send_nothing_half_their_headers_or_stall_their_b
         connections(server, STALLED_BODY, 30) as stalled,
     ):
         health = get(server.url.replace("/mcp", "/healthz"))
-        closed = [closed_by_the_server(sock) for sock in (*idle, *partial, *stalled)]
+        closed = all_closed_by(time.monotonic() + 10, (*idle, *partial, *stalled))
 
     assert health[0] == 200
     assert closed == [True] * 90
