@@ -237,11 +237,14 @@ def test_the_team_example_validates_mounts_the_keys_file_and_takes_every_secret_
     (container,) = pod["containers"]
     values = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     secrets = {item["name"] for item in container["env"] if "valueFrom" in item}
-    assert secrets == {"ACP_MCP_KEY_ENCRYPTION_KEY", "ACP_MCP_KEY_STORE"}
+    assert secrets == {"ACP_MCP_KEY_ENCRYPTION_KEY", "ACP_MCP_KEY_STORE", "ACP_MCP_CONNECT_CLIENT_SECRET"}
     (mount,) = container["volumeMounts"]
     assert values["ACP_MCP_KEYS_FILE"].startswith(mount["mountPath"] + "/") and mount["readOnly"] is True
-    settings = Settings.from_env(
-        {**values, "ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5", "ACP_MCP_KEY_STORE": "postgresql://x"}
-    )
+    secret_values = {
+        "ACP_MCP_KEY_ENCRYPTION_KEY": "a2V5",
+        "ACP_MCP_KEY_STORE": "pg",
+        "ACP_MCP_CONNECT_CLIENT_SECRET": "s",
+    }
+    settings = Settings.from_env({**values, **secret_values})
     assert settings.connect and settings.per_caller_keys and not settings.shared_key_allowed
     assert urlsplit(settings.public_url or "").hostname in settings.allowed_hosts
