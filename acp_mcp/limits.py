@@ -124,6 +124,8 @@ MAX_REMEMBERED_STARTS = 256
 """Cancelled starts kept at most (the oldest are forgotten first)."""
 MAX_LISTEN_STREAMS = 1_024
 """Listen streams open at once in a process (the SDK's own bound)."""
+MAX_WATCHED_RUNS = 1_000
+"""Runs a process polls for subscribers at once, all callers together: a poll every few seconds each."""
 MAX_RUNS_PER_SUBSCRIBER = 16
 """Run URIs one session or listen stream may watch at once: each costs a poll."""
 MAX_TASK_ID_CHARS = 4_096

@@ -5,7 +5,8 @@ run is read once at once (the baseline), then at the wait policy's cadence (``fi
 growing by ``factor`` to ``max_interval``). Each change of status or event count notifies every
 subscriber once, the last when the run ends; then the poll stops. A run nobody watches is never
 polled. A subscriber is a 2025-11-25 session (``resources/subscribe``) or a 2026-07-28 listen
-stream (``subscriptions/listen``); each may watch at most `MAX_RUNS_PER_SUBSCRIBER` runs. One that
+stream (``subscriptions/listen``); each may watch at most `MAX_RUNS_PER_SUBSCRIBER` runs, and the process
+polls at most `MAX_WATCHED_RUNS` at once, all callers together. One that
 cannot be notified any more (a client gone) is dropped, and with the last subscriber the poll ends.
 """
 
@@ -21,7 +22,7 @@ from anyio.abc import TaskGroup
 from .client import ACPClient
 from .clock import Clock, SystemClock
 from .errors import ACPError, NotFoundError
-from .limits import MAX_RUNS_PER_SUBSCRIBER
+from .limits import MAX_RUNS_PER_SUBSCRIBER, MAX_WATCHED_RUNS
 from .uris import parse_run_uri
 from .waiting import PollPolicy
 
@@ -58,7 +59,16 @@ class _Watch:
 class RunWatcher:
     """The runs watched in this process, each polled by one task in the watcher's task group."""
 
-    def __init__(self, policy: PollPolicy, request_timeout: float, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        policy: PollPolicy,
+        request_timeout: float,
+        clock: Clock | None = None,
+        *,
+        max_runs: int = MAX_WATCHED_RUNS,
+    ) -> None:
+        self.max_runs = max_runs
+        """Runs polled at once in the process, whoever watches them: each costs a request every few seconds."""
         self.clock = clock or SystemClock()
         self.policy = policy
         self.request_timeout = request_timeout
@@ -81,6 +91,12 @@ class RunWatcher:
             raise TooManySubscriptions(
                 f"at most {MAX_RUNS_PER_SUBSCRIBER} runs can be watched at once per session; unsubscribe from a "
                 f"finished run first (watching {len(subscriber.uris)}, asked for {len(runs)} more)"
+            )
+        new = sum((subscriber.owner, uri) not in self._watches for uri in runs)
+        if len(self._watches) + new > self.max_runs:
+            raise TooManySubscriptions(
+                f"this MCP server is watching as many runs as it can ({self.max_runs}); subscribe again in a minute, "
+                "or poll the run with get_agent_run"
             )
         for uri in runs:
             subscriber.uris.add(uri)
