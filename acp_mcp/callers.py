@@ -49,6 +49,18 @@ PROCESS = "process"
 """The principal of stdio and single-user HTTP: whoever started the server."""
 
 
+def oauth_principal(issuer: str, subject: str | None) -> str:
+    """The principal of a user signed in at `issuer`: one spelling, whether it comes from an access token (the
+    gate) or an ID token (the connect page's sign-in), so a key connected by one is found by the other."""
+    return f"oauth {issuer.rstrip('/')} {subject}"
+
+
+def oauth_user(principal: str) -> tuple[str, str]:
+    """The (issuer, subject) an `oauth_principal` names."""
+    _, issuer, subject = principal.split(" ", 2)
+    return issuer, subject
+
+
 def fingerprint(text: str) -> str:
     """A short, stable, one-way name for a principal or key, fit for logs and maps."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]

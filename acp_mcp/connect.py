@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from .callers import oauth_user
 from .client import ACPClient
 from .clock import Clock
 from .config import Settings
@@ -183,7 +184,7 @@ SIGNIN_FAILED = "<h1>Signing in did not work</h1><p>Open the link from your MCP 
 
 def _form(token: str, principal: str) -> str:
     link = html.escape(token, quote=True)
-    _, issuer, subject = principal.split(" ", 2)
+    issuer, subject = oauth_user(principal)
     return f"""<h1>Connect your Computer Agents API key</h1>
 <p class=account>For <strong>{html.escape(subject)}</strong>, signed in at {html.escape(issuer)}.</p>
 <p>acp-mcp acts on your runs with your own key. It is checked with the API, then kept encrypted by this

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .callers import Caller, Callers, current_caller, fingerprint
+from .callers import Caller, Callers, current_caller, fingerprint, oauth_principal
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
 from .keystore import StoreUnavailableError
@@ -37,6 +37,7 @@ from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
 from .signin import CALLBACK_PATH
 
 METADATA_SUFFIX = "oauth-protected-resource"
+SESSION_NOT_FOUND = {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "Session not found"}}
 STORE_DOWN = "the key store cannot be reached right now: retry in a few seconds"
 
 
@@ -111,8 +112,9 @@ class CallerGate:
         if scope["path"] != self._mcp_path:
             await self._app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
         try:
-            caller = await self._caller(Headers(scope=scope))
+            caller = await self._caller(headers)
         except StoreUnavailableError:
             await _json(send, 503, _error("temporarily_unavailable", STORE_DOWN), retry_after="5")
             return
@@ -121,13 +123,10 @@ class CallerGate:
             await _json(send, 429, _error("rate_limited", f"too many requests: retry in {retry}s"), retry_after=retry)
             return
         if caller is None:  # OAuth without a valid token: the SDK answers 401, with the scopes added here
-            token_sent = "authorization" in Headers(scope=scope)
-            await self._app(scope, receive, self._with_scopes(send, token_sent=token_sent))
+            await self._app(scope, receive, self._with_scopes(send, token_sent="authorization" in headers))
             return
-        if not self._session_owner(Headers(scope=scope).get("mcp-session-id"), caller):
-            await _json(
-                send, 404, {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "Session not found"}}
-            )
+        if not self._session_owner(headers.get("mcp-session-id"), caller):
+            await _json(send, 404, SESSION_NOT_FOUND)
             return
         send = self._recording_sessions(send, caller)
         if caller.scopes is not None and scope["method"] == "POST":
@@ -175,7 +174,7 @@ class CallerGate:
             if access is None:
                 return None
             claims = access.claims or {}
-            principal = f"oauth {self._verifier.issuer} {access.subject}"  # one spelling of the issuer
+            principal = oauth_principal(self._verifier.issuer, access.subject)
             self._take(principal)  # before any lookup of its key
             key = await self._callers.key_for(principal, access.subject, claims, sent)
             link = self._links.url(principal) if key is None and self._links is not None else None

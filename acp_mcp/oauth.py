@@ -62,7 +62,7 @@ def needed_scope(method: str, params: Mapping[str, Any] | None) -> str | None:
     """The scope a request needs, or None when any valid token may make it (initialize, lists, ping)."""
     if method == "tools/call":
         name = (params or {}).get("name")
-        return WRITE if isinstance(name, str) and name in _WRITE_TOOLS else READ
+        return tool_scope(name) if isinstance(name, str) else READ
     if method == "tasks/cancel":
         return WRITE
     return READ if method in _READ_METHODS else None

@@ -22,6 +22,7 @@ import httpx2
 from starlette.datastructures import Headers
 from starlette.types import Send
 
+from .callers import oauth_principal
 from .clock import Clock
 from .config import Settings
 from .limits import CONNECT_LINK_SECONDS, SIGNIN_SECONDS
@@ -41,14 +42,13 @@ class SignIn:
     def __init__(self, settings: Settings, signer: Signer, base_url: str, clock: Clock) -> None:
         assert settings.oauth_issuer is not None and settings.connect_client_id is not None
         self._signer = signer
-        self._issuer = settings.oauth_issuer
         self._client_id = settings.connect_client_id
         secret = settings.connect_client_secret
         self._secret = secret.get_secret_value() if secret is not None else ""
         self._redirect_uri = base_url + CALLBACK_PATH
         self._secure = base_url.startswith("https://")
         self._timeout = settings.request_timeout
-        self.ids = JWTVerifier(self._issuer, self._client_id, clock=clock, timeout=settings.request_timeout)
+        self.ids = JWTVerifier(settings.oauth_issuer, self._client_id, clock=clock, timeout=settings.request_timeout)
 
     async def aclose(self) -> None:
         await self.ids.aclose()
@@ -120,7 +120,7 @@ class SignIn:
         if grant is None or (grant.claims or {}).get("nonce") != nonce:
             logger.warning("the issuer's ID token was refused")
             return None
-        return f"oauth {self._issuer} {grant.subject}"
+        return oauth_principal(self.ids.issuer, grant.subject)
 
     def _cookie(self, name: str, value: str, max_age: float) -> tuple[bytes, bytes]:
         secure = "; Secure" if self._secure else ""
