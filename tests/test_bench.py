@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.suite import SECTIONS
+
 pytestmark = pytest.mark.external
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,17 +35,7 @@ def test_the_benchmark_suite_runs_every_section_in_quick_mode(tmp_path: Path) ->
 
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
-    for section in (
-        "cold_start",
-        "per_call",
-        "concurrency",
-        "big_run",
-        "polling",
-        "http",
-        "token_check",
-        "many_callers",
-        "balancer",
-    ):
+    for section in SECTIONS:
         assert section in results, section
     assert [row["name"] for row in results["targets"]]
     assert "| Measure | Target |" in done.stdout

@@ -22,6 +22,7 @@ from acp_mcp.sandbox import RunningSandbox
 from ._issuer import RunningIssuer, serve_issuer
 from ._tooling import ROOT, HttpServer, free_port, http_server, node_env, node_tool, run_json
 from .conftest import API_KEY, SERVER_ID, api_requests, fresh_server_id, runs_path, sandbox_env
+from .test_http_oauth import oauth_env
 
 pytestmark = pytest.mark.external
 
@@ -149,16 +150,9 @@ def oauth_http(
     key the keys file maps her to (there is no shared key)."""
     keys = tmp_path_factory.mktemp("inspector-oauth") / "keys.json"
     keys.write_text(json.dumps({"subjects": {"alice": API_KEY}}))
-    port = free_port()
-    env = sandbox_env(
-        running_sandbox,
-        ACP_SERVER_ID=SERVER_ID,
-        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
-        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
-        ACP_MCP_KEYS_FILE=str(keys),
-    )
+    env = sandbox_env(running_sandbox, ACP_SERVER_ID=SERVER_ID, **oauth_env(issuer, free_port(), keys))
     del env["COMPUTER_AGENTS_API_KEY"]
-    with http_server("--stateless", ACP_MCP_PORT=str(port), **env) as server:
+    with http_server("--stateless", **env) as server:
         yield server
 
 

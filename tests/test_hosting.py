@@ -190,22 +190,25 @@ def test_the_dockerfile_passes_hadolint_and_runs_the_stateless_http_server_as_a_
     assert "http://127.0.0.1:8000/healthz" in dockerfile.split("HEALTHCHECK", 1)[1]
 
 
-def test_the_kubernetes_example_validates_and_gives_the_drain_time_to_finish() -> None:
+def validated_manifest(name: str) -> list[dict[str, Any]]:
+    """The documents of ``deploy/NAME``, once `kubernetes-validate --strict` (pinned) has passed it."""
     python = python_client("deploy-lint")
-    manifest = ROOT / "deploy" / "kubernetes.yaml"
+    manifest = ROOT / "deploy" / name
     done = subprocess.run([python.parent / "kubernetes-validate", "--strict", manifest], capture_output=True, text=True)
-    deployment, service = (
-        json.loads(line)
-        for line in subprocess.run(
-            [python, "-c", "import json, sys, yaml; [print(json.dumps(d)) for d in yaml.safe_load_all(sys.stdin)]"],
-            input=manifest.read_text(),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    )
-
     assert done.returncode == 0, done.stdout + done.stderr
+    documents = subprocess.run(
+        [python, "-c", "import json, sys, yaml; [print(json.dumps(d)) for d in yaml.safe_load_all(sys.stdin)]"],
+        input=manifest.read_text(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [json.loads(line) for line in documents]
+
+
+def test_the_kubernetes_example_validates_and_gives_the_drain_time_to_finish() -> None:
+    deployment, service = validated_manifest("kubernetes.yaml")
+
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {item["name"]: item.get("value") or item["valueFrom"]["secretKeyRef"]["key"] for item in container["env"]}
@@ -218,21 +221,8 @@ def test_the_kubernetes_example_validates_and_gives_the_drain_time_to_finish() -
 
 
 def test_the_team_example_validates_mounts_the_keys_file_and_takes_every_secret_from_a_secret() -> None:
-    python = python_client("deploy-lint")
-    manifest = ROOT / "deploy" / "kubernetes-team.yaml"
-    done = subprocess.run([python.parent / "kubernetes-validate", "--strict", manifest], capture_output=True, text=True)
-    deployment, _ = (
-        json.loads(line)
-        for line in subprocess.run(
-            [python, "-c", "import json, sys, yaml; [print(json.dumps(d)) for d in yaml.safe_load_all(sys.stdin)]"],
-            input=manifest.read_text(),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    )
+    deployment, _ = validated_manifest("kubernetes-team.yaml")
 
-    assert done.returncode == 0, done.stdout + done.stderr
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     values = {item["name"]: item["value"] for item in container["env"] if "value" in item}

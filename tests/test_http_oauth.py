@@ -42,16 +42,19 @@ def server(
 ) -> Iterator[HttpServer]:
     keys = tmp_path_factory.mktemp("oauth") / "keys.json"
     keys.write_text(json.dumps({"subjects": {"alice": API_KEY}, "claims": {"groups": {"research": API_KEY}}}))
-    port = free_port()
-    env = sandbox_env(
-        running_sandbox,
-        ACP_SERVER_ID=SERVER_ID,
-        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
-        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
-        ACP_MCP_KEYS_FILE=str(keys),
-    )
-    with http_server("--stateless", ACP_MCP_PORT=str(port), **env) as running:
+    env = sandbox_env(running_sandbox, ACP_SERVER_ID=SERVER_ID, **oauth_env(issuer, free_port(), keys))
+    with http_server("--stateless", **env) as running:
         yield running
+
+
+def oauth_env(issuer: RunningIssuer, port: int, keys: Path) -> dict[str, str]:
+    """The settings of an OAuth resource server on `port`: tokens from `issuer` for its URL, keys from `keys`."""
+    return {
+        "ACP_MCP_PORT": str(port),
+        "ACP_MCP_OAUTH_ISSUER": issuer.issuer,
+        "ACP_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}/mcp",
+        "ACP_MCP_KEYS_FILE": str(keys),
+    }
 
 
 def metadata_url(server: HttpServer) -> str:
@@ -206,16 +209,9 @@ async def test_a_caller_past_its_burst_gets_429_with_retry_after(
 ) -> None:
     keys = tmp_path / "keys.toml"
     keys.write_text(f'[subjects]\nalice = "{API_KEY}"\n')
-    port = free_port()
-    env = sandbox_env(
-        running_sandbox,
-        ACP_MCP_OAUTH_ISSUER=issuer.issuer,
-        ACP_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/mcp",
-        ACP_MCP_KEYS_FILE=str(keys),
-        ACP_MCP_CALLER_RATE="0.01",
-        ACP_MCP_CALLER_BURST="2",
-    )
-    with http_server("--stateless", ACP_MCP_PORT=str(port), **env) as limited:
+    limits = {"ACP_MCP_CALLER_RATE": "0.01", "ACP_MCP_CALLER_BURST": "2"}
+    env = sandbox_env(running_sandbox, **oauth_env(issuer, free_port(), keys), **limits)
+    with http_server("--stateless", **env) as limited:
         alice, dave = (issuer.mint(aud=limited.url, sub=sub) for sub in ("alice", "dave"))
         answers = [await post(limited, call("list_agent_runs", {"serverId": SERVER_ID}), alice) for _ in range(3)]
         other = await post(limited, call("list_agent_runs", {"serverId": SERVER_ID}), dave)
@@ -323,14 +319,10 @@ async def test_no_key_token_or_header_value_reaches_the_log_even_at_debug(
 ) -> None:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"subjects": {"alice": API_KEY}}))
-    port = free_port()
     env = {
         "COMPUTER_AGENTS_BASE_URL": two_accounts.base_url,
         "ACP_SERVER_ID": SERVER_ID,
-        "ACP_MCP_PORT": str(port),
-        "ACP_MCP_OAUTH_ISSUER": issuer.issuer,
-        "ACP_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}/mcp",
-        "ACP_MCP_KEYS_FILE": str(keys),
+        **oauth_env(issuer, free_port(), keys),
         "ACP_MCP_CALLER_KEYS": "true",
         "ACP_MCP_LOG_LEVEL": "DEBUG",
     }
