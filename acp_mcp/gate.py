@@ -128,7 +128,8 @@ class CallerGate:
         if not self._session_owner(headers.get("mcp-session-id"), caller):
             await _json(send, 404, SESSION_NOT_FOUND)
             return
-        send = self._recording_sessions(send, caller)
+        if not self._settings.stateless:  # a stateless server opens no session
+            send = self._recording_sessions(send, caller)
         if caller.scopes is not None and scope["method"] == "POST":
             body = await _body(receive)
             if body is None:
