@@ -28,6 +28,7 @@ from .clock import Clock, SystemClock
 from .config import CALLER_KEY_HEADER, Settings, is_loopback
 from .errors import (
     ACPError,
+    BusyError,
     CallerKeyMissingError,
     ConnectError,
     InsecureBaseURLError,
@@ -41,10 +42,14 @@ from .errors import (
 )
 from .limits import (
     ANSWER_SLACK_SECONDS,
+    BUSY_RETRY_SECONDS,
     CONNECT_SECONDS,
     INVALID_FIELDS_SHOWN,
+    MAX_API_CONNECTIONS,
     MAX_ERROR_BYTES,
     MAX_RESPONSE_BYTES,
+    MAX_SYNC_REQUESTS,
+    POOL_WAIT_SECONDS,
     UNBOUNDED_CALL_TIMEOUTS,
 )
 from .models import RunEnvelope, RunList, ServerList
@@ -93,6 +98,7 @@ class ACPClient:
         self._retry = retry or RetryPolicy()
         self._http: httpx2.AsyncClient | None = None
         self._busy = 0
+        self._syncs = 0
         self._idle: anyio.Event | None = None
 
     def _client(self) -> httpx2.AsyncClient:
@@ -100,7 +106,8 @@ class ACPClient:
             timeout = self._settings.request_timeout
             self._http = httpx2.AsyncClient(
                 base_url=self._settings.base_url + "/",
-                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_SECONDS)),
+                timeout=_timeout(timeout),
+                limits=httpx2.Limits(max_connections=MAX_API_CONNECTIONS),
                 follow_redirects=False,
                 headers={"Accept": "application/json", "User-Agent": f"acp-mcp/{__version__}"},
                 verify=tls_context(),
@@ -121,12 +128,21 @@ class ACPClient:
         await self.aclose()
 
     @contextlib.contextmanager
-    def _in_flight(self) -> Iterator[None]:
+    def _in_flight(self, sync: bool, labels: dict[str, Any]) -> Iterator[None]:
+        """Counts a request in flight; a sync one only while fewer than `MAX_SYNC_REQUESTS` hold the pool."""
+        if sync and self._syncs >= MAX_SYNC_REQUESTS:
+            raise BusyError(
+                f"{MAX_SYNC_REQUESTS} sync calls are open, its limit; a call without mode 'sync' is not limited",
+                retry_seconds=BUSY_RETRY_SECONDS,
+                **labels,
+            )
         self._busy += 1
+        self._syncs += sync
         try:
             yield
         finally:
             self._busy -= 1
+            self._syncs -= sync
             if not self._busy and self._idle is not None:
                 self._idle.set()
 
@@ -228,7 +244,7 @@ class ACPClient:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:
             deadline = self._clock.now() + UNBOUNDED_CALL_TIMEOUTS * self._settings.request_timeout
-        with self._in_flight():
+        with self._in_flight(sync, labels):
             attempt = 0
             while True:
                 left = deadline - self._clock.now()
@@ -265,7 +281,7 @@ class ACPClient:
             headers=headers,
             json=body,
             params=params,
-            timeout=httpx2.Timeout(seconds, connect=min(seconds, CONNECT_SECONDS)),
+            timeout=_timeout(seconds),
         )
         where = self._settings.base_url
         try:
@@ -277,13 +293,24 @@ class ACPClient:
                     raw = self._redact.bytes(raw) if raw else raw  # nothing the API echoes may carry the key
                 finally:
                     await response.aclose()
-        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
+        except httpx2.PoolTimeout:
+            raise BusyError(
+                f"all {MAX_API_CONNECTIONS} connections to the ACP API are in use",
+                retry_seconds=BUSY_RETRY_SECONDS,
+                **labels,
+            ) from None
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.UnsupportedProtocol) as exc:
             raise ConnectError(f"Could not connect to {where}: {type(exc).__name__}", **labels) from exc
         except (httpx2.TimeoutException, TimeoutError) as exc:
             raise RequestTimeout(f"No answer from {where} within {seconds:g}s", **labels) from exc
         except httpx2.TransportError as exc:
             raise ProtocolError(f"The connection to {where} broke: {type(exc).__name__}", **labels) from exc
         return _interpret(response, raw, labels, self._redact, self._clock.wall())
+
+
+def _timeout(seconds: float) -> httpx2.Timeout:
+    """`seconds` per request: of those, at most `CONNECT_SECONDS` to connect, `POOL_WAIT_SECONDS` for a connection."""
+    return httpx2.Timeout(seconds, connect=min(seconds, CONNECT_SECONDS), pool=min(seconds, POOL_WAIT_SECONDS))
 
 
 def _parsed(response: ApiResponse, model: type[Parsed], labels: dict[str, Any]) -> Parsed:

@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
+from .admission import WaitSlots
 from .boundary import Boundary
 from .callers import Callers, KeysFileWatch
 from .clock import Clock, SystemClock
@@ -77,6 +78,7 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
             store=store,
         ),
         watcher=RunWatcher(policy, settings.request_timeout, clock),
+        waits=WaitSlots(settings.max_waits),
     )
     verifier = None
     if settings.oauth_issuer and settings.public_url:

@@ -19,11 +19,15 @@ from pydantic import SecretStr
 from .limits import (
     DEFAULT_CALLER_BURST,
     DEFAULT_CALLER_RATE,
+    DEFAULT_DRAIN_DELAY_SECONDS,
     DEFAULT_DRAIN_SECONDS,
     DEFAULT_HOST,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_WAITS,
     DEFAULT_PORT,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SESSION_IDLE_SECONDS,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
 )
@@ -202,6 +206,34 @@ class Settings:
         "ACP_MCP_READ_TIMEOUT",
         "--read-timeout",
         "streamable HTTP: seconds a request's headers and body may take to arrive before its connection is closed",
+        _positive_seconds,
+    )
+    drain_delay_seconds: float = _setting(
+        DEFAULT_DRAIN_DELAY_SECONDS,
+        "ACP_MCP_DRAIN_DELAY_SECONDS",
+        "--drain-delay-seconds",
+        "streamable HTTP: on SIGTERM, how long to go on serving (not ready) before draining, for balancers to notice",
+        _seconds,
+    )
+    max_waits: int = _setting(
+        DEFAULT_MAX_WAITS,
+        "ACP_MCP_MAX_WAITS",
+        "--max-waits",
+        "calls that may wait on runs at once; more are answered 'busy, retry' at once",
+        _count,
+    )
+    max_sessions: int = _setting(
+        DEFAULT_MAX_SESSIONS,
+        "ACP_MCP_MAX_SESSIONS",
+        "--max-sessions",
+        "streamable HTTP: MCP sessions open at once; a new one past it is answered 503",
+        _count,
+    )
+    session_idle_seconds: float = _setting(
+        DEFAULT_SESSION_IDLE_SECONDS,
+        "ACP_MCP_SESSION_IDLE_SECONDS",
+        "--session-idle-seconds",
+        "streamable HTTP: an MCP session with no request for this long is closed (the client opens a new one)",
         _positive_seconds,
     )
     allowed_hosts: tuple[str, ...] = _setting(

@@ -7,6 +7,7 @@
     ├── InvalidArgumentError      a tool argument refused before any request; nothing was sent
     │   └── InvalidIdError        an id that cannot be one path segment
     ├── UnconfirmedStartError     a sync start timed out and its run was not found yet
+    ├── BusyError                 this process is at one of its limits; nothing was sent
     ├── TransportError            no HTTP answer
     │   ├── ConnectError          the request provably never reached the API (safe to retry a POST)
     │   ├── RequestTimeout        no complete answer in time
@@ -88,6 +89,15 @@ class UnconfirmedStartError(ACPError):
     def __init__(self, *, server_id: str, waited: float) -> None:
         super().__init__(f"sync start unconfirmed after {waited:g}s", server_id=server_id, operation="start")
         self.waited = waited
+
+
+class BusyError(ACPError):
+    """This process is at a limit (`what`, in words): the call was refused before anything was sent."""
+
+    def __init__(self, what: str, *, retry_seconds: float, **ids: Any) -> None:
+        super().__init__(f"busy: {what}", **ids)
+        self.what = what
+        self.retry_seconds = retry_seconds
 
 
 class TransportError(ACPError):

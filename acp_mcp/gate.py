@@ -31,7 +31,7 @@ from .callers import Caller, Callers, current_caller, fingerprint, oauth_princip
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
 from .keystore import StoreUnavailableError
-from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS, MAX_SESSION_OWNERS
+from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS, SESSION_OWNERS_PER_SESSION
 from .links import CONNECT_PATH, ConnectLinks
 from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
 from .signin import CALLBACK_PATH
@@ -160,7 +160,7 @@ class CallerGate:
                 for name, value in message.get("headers", []):
                     if name.lower() == b"mcp-session-id":
                         self._sessions.setdefault(value.decode("latin-1"), caller.identity)
-                        while len(self._sessions) > MAX_SESSION_OWNERS:
+                        while len(self._sessions) > SESSION_OWNERS_PER_SESSION * self._settings.max_sessions:
                             self._sessions.popitem(last=False)
             await send(message)
 

@@ -14,12 +14,15 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,8 +32,8 @@ from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
 from .connect import ConnectPage
 from .gate import CallerGate
 from .host_check import HostCheck
-from .limits import MIN_TOKEN_CHARS
-from .shutdown import run_until_signalled
+from .limits import EXIT_SECONDS, MAX_STREAM_SECONDS, MIN_TOKEN_CHARS
+from .shutdown import exit_by, run_until_signalled
 from .signin import SignIn
 from .slow_clients import deadline_protocol
 
@@ -75,19 +78,23 @@ class FrontDoor:
     """The outermost ASGI layer: health endpoints, refusal while draining, and every request in flight.
 
     ``GET /healthz`` answers 200 while the process is up; ``GET /readyz`` 200 while serving, 503 before
-    start-up completes and while draining. Both are cheap, never touch the API, and sit before the
-    caller token and the Host checks, for load balancers and orchestrators. While draining, every other
-    request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer sends it elsewhere.
+    start-up completes and from the moment a drain is announced (`leaving`). Both are cheap, never touch the
+    API, and sit before the caller token and the Host checks, for load balancers and orchestrators. Once
+    `draining`, every other request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer
+    sends it elsewhere.
 
-    Each request runs in its own cancel scope. `cancel_all` cancels them; the scope absorbs the
-    cancellation, and the request is closed properly (a 503 if nothing was sent yet, else the end
-    of its stream), so shutdown never leaves tracebacks behind.
+    Each request runs in its own cancel scope; a GET (a stream of server messages) ends after `stream_seconds`
+    (its client reconnects), so an open stream cannot hold a session forever. `end_streams` ends the GET
+    streams, `cancel_all` every request; a cancelled request is closed properly (a 503 if nothing was sent
+    yet, else the end of its stream), so shutdown never leaves tracebacks behind.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, stream_seconds: float = MAX_STREAM_SECONDS) -> None:
         self._app = app
-        self._scopes: set[anyio.CancelScope] = set()
+        self._stream_seconds = stream_seconds
+        self._scopes: dict[anyio.CancelScope, bool] = {}  # each request's scope -> whether it is a GET stream
         self.ready = False
+        self.leaving = False
         self.draining = False
         self.idle = anyio.Event()
         self.idle.set()
@@ -116,13 +123,16 @@ class FrontDoor:
                 sent["end"] = True
             await send(message)
 
+        stream = scope["method"] == "GET"
         with anyio.CancelScope() as cancel:
-            self._scopes.add(cancel)
+            if stream:
+                cancel.deadline = anyio.current_time() + self._stream_seconds
+            self._scopes[cancel] = stream
             self.idle = anyio.Event()
             try:
                 await self._app(scope, receive, tracked)
             finally:
-                self._scopes.discard(cancel)
+                del self._scopes[cancel]
                 if not self._scopes:
                     self.idle.set()
         if not cancel.cancelled_caught or sent["end"]:
@@ -135,11 +145,17 @@ class FrontDoor:
     async def _health(self, path: str, send: Send) -> None:
         if path == "/healthz":
             await _answer(send, 200, b'{"status": "up"}', json=True)
-        elif self.ready and not self.draining:
+        elif self.ready and not self.leaving:
             await _answer(send, 200, b'{"status": "ready"}', json=True)
         else:
-            status = b'{"status": "draining"}' if self.draining else b'{"status": "starting"}'
+            status = b'{"status": "draining"}' if self.leaving else b'{"status": "starting"}'
             await _answer(send, 503, status, json=True)
+
+    def end_streams(self) -> None:
+        """End every GET stream (its client may reconnect elsewhere)."""
+        for scope, stream in list(self._scopes.items()):
+            if stream:
+                scope.cancel()
 
     def cancel_all(self) -> None:
         """Cancel every request in flight."""
@@ -206,6 +222,8 @@ def http_app(application: Application) -> FrontDoor:
         # Host and Origin are checked exactly by `host_check` below (the SDK's check matches by prefix)
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=settings.host,
+        session_idle_timeout=settings.session_idle_seconds,
+        max_sessions=settings.max_sessions,
     )
     app = CallerGate(
         app,
@@ -299,10 +317,24 @@ def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
     return _Uvicorn(config)
 
 
+async def _end_sessions(manager: StreamableHTTPSessionManager) -> None:
+    """Close every open session's streams, so each session's task ends on its own.
+
+    Leaving them to the session manager's exit cancels all their tasks at once, which costs anyio time
+    quadratic in their number (15 s for 8,000 sessions here, 0.1 s this way). The SDK has no public list of
+    sessions; should its private one go, the exit deadline (`exit_by`) still bounds the exit.
+    """
+    sessions: dict[str, StreamableHTTPServerTransport] = getattr(manager, "_server_instances", {})
+    for transport in list(sessions.values()):
+        await transport.terminate()
+
+
 async def serve_http(application: Application) -> None:
-    """Serve until SIGTERM/SIGINT, then drain: refuse new requests (503, not ready), end the waits in
-    flight early with their normal result, let the API requests in flight finish, and exit when nothing
-    is left or after ``drain_seconds``, cancelling what remains. A second signal exits at once."""
+    """Serve until SIGTERM/SIGINT, then leave and drain. Leave: at once not ready (``/readyz`` 503), serving on
+    for ``drain_delay_seconds`` after a SIGTERM so a balancer stops sending requests here first. Drain: refuse
+    new requests (503), end the streams and the waits in flight early with their normal result, let the API
+    requests in flight finish, and exit when nothing is left or after ``drain_seconds``, cancelling what
+    remains. A second signal exits at once."""
     server, settings = application.server, application.state.settings
     check_exposure(settings)
     sock = listen(settings.host, settings.port)
@@ -320,24 +352,39 @@ async def serve_http(application: Application) -> None:
                 finally:
                     stopped.set()
 
+            leaving = anyio.CancelScope()
+
             def stop() -> None:
+                if not stopped.is_set():
+                    exit_by(EXIT_SECONDS)
+                leaving.cancel()
                 app.cancel_all()
                 stopped.set()
 
-            async def drain() -> None:
-                logger.warning("draining: %d request(s) in flight, at most %gs", app.in_flight, settings.drain_seconds)
-                app.draining = True
-                application.stop_waits.set()
-                with anyio.move_on_after(settings.drain_seconds):
-                    await app.idle.wait()
+            async def drain(delay: float) -> None:
+                app.leaving = True
+                with leaving:
+                    if delay > 0:
+                        logger.warning("not ready: serving on for %gs, then draining", delay)
+                        await anyio.sleep(delay)
+                    logger.warning(
+                        "draining: %d request(s) in flight, at most %gs", app.in_flight, settings.drain_seconds
+                    )
+                    app.draining = True
+                    application.stop_waits.set()
+                    app.end_streams()
+                    with anyio.move_on_after(settings.drain_seconds):
+                        await app.idle.wait()
                 stop()
 
-            def start_draining() -> None:
-                group.start_soon(drain)
+            def start_draining(received: signal.Signals) -> None:
+                # an orchestrator's SIGTERM waits for balancers to notice; a person's Ctrl-C does not
+                group.start_soon(drain, settings.drain_delay_seconds if received is signal.SIGTERM else 0.0)
 
             group.start_soon(serve_web)
             app.ready = True
             await run_until_signalled(stopped.wait, on_signal=start_draining, on_second=stop)
+            await _end_sessions(server.session_manager)
         web.should_exit = True
     if application.verifier is not None:
         await application.verifier.aclose()

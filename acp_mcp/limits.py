@@ -105,6 +105,13 @@ UNBOUNDED_CALL_TIMEOUTS = 2
 """A request with no call deadline (list, cancel, the resource) and its retries end within this many timeouts."""
 INVALID_FIELDS_SHOWN = 5
 """Fields of the wrong type named when an API answer cannot be read."""
+MAX_API_CONNECTIONS = 100
+"""Connections one caller's client keeps open to the API at most (httpx's default pool)."""
+MAX_SYNC_REQUESTS = 50
+"""Of those, how many ``mode: "sync"`` requests may hold at once (each holds one for a whole turn), so the
+rest of the pool stays free for polls, gets and cancels."""
+POOL_WAIT_SECONDS = 5.0
+"""How long a request waits for a free connection before the call is answered "busy"."""
 RETRY_ATTEMPTS = 4
 """Tries per request, the first included, for what is safe to retry."""
 RETRY_BASE_SECONDS = 0.25
@@ -130,6 +137,10 @@ MAX_RUNS_PER_SUBSCRIBER = 16
 """Run URIs one session or listen stream may watch at once: each costs a poll."""
 MAX_TASK_ID_CHARS = 4_096
 """Longest task id read; ours stay under about 1,000 characters (two ids of at most 256 characters)."""
+DEFAULT_MAX_WAITS = 1_000
+"""Calls a process lets wait on runs at once (each polls every few seconds); more are told to retry."""
+BUSY_RETRY_SECONDS = 5.0
+"""A call refused at a limit is told to retry after this long: a short wait frees a slot within seconds."""
 LIST_TTL_MS = 3_600_000
 """How long clients may keep the tool, resource and prompt lists: they change only with a restart."""
 
@@ -141,8 +152,15 @@ DEFAULT_CALLER_BURST = 60
 """Requests one caller may make at once above its rate: a client's start-up and a burst of parallel calls."""
 MAX_CALLERS = 1_000
 """Callers whose API client (and its connection pool) a process keeps; the least recent is closed first."""
-MAX_SESSION_OWNERS = 10_000
-"""Sessions whose opener a process remembers (the SDK's own session cap), so no other caller uses them."""
+DEFAULT_MAX_SESSIONS = 1_000
+"""MCP sessions a process keeps open at once (the SDK allows 10,000: about 40 KB each, and a flood of bare
+``initialize`` calls then locked new clients out for half an hour)."""
+DEFAULT_SESSION_IDLE_SECONDS = 600.0
+"""A session with no request for this long is closed; its client opens a new one (the SDK's default is 30 min)."""
+MAX_STREAM_SECONDS = 300.0
+"""A GET stream is ended after this long (the client reconnects), so an open stream cannot keep a session alive."""
+SESSION_OWNERS_PER_SESSION = 2
+"""Session openers remembered per session allowed: those of sessions that ended are forgotten oldest first."""
 MAX_RATE_BUCKETS = 100_000
 """Callers whose rate a process tracks; the least recent is forgotten first (it starts again full)."""
 JWKS_REFRESH_SECONDS = 10.0
@@ -173,6 +191,11 @@ MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
 DEFAULT_DRAIN_SECONDS = 20.0
 """Under the usual 30 s an orchestrator allows between SIGTERM and SIGKILL."""
+EXIT_SECONDS = 1.0
+"""Once the drain is over (or a second signal came), the process is gone within this, whatever is still open."""
+DEFAULT_DRAIN_DELAY_SECONDS = 5.0
+"""After SIGTERM a replica is not ready but serves on this long, so a balancer's health checks (every 1-2 s,
+2 failures) take it out of rotation before it refuses anything; the Kubernetes example's grace covers both."""
 DEFAULT_HOST = "127.0.0.1"
 """Streamable HTTP listens on loopback unless told otherwise: nothing is exposed by accident."""
 DEFAULT_PORT = 8000

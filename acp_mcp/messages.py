@@ -15,6 +15,7 @@ from .errors import (
     ACPError,
     APIStatusError,
     AuthenticationError,
+    BusyError,
     CallerKeyMissingError,
     ConflictError,
     ConnectError,
@@ -168,6 +169,11 @@ def describe(exc: ACPError, *, base_url: str) -> str:
             f"The sync start did not answer within {exc.waited:g}s and no run with this input is listed yet. "
             f"The run may still have been created: look for it with "
             f"{call_hint('list_agent_runs', serverId=exc.server_id)} before starting it again."
+        )
+    if isinstance(exc, BusyError):
+        return (
+            f"This MCP server is busy ({exc.what}); nothing was sent to the ACP API. "
+            f"Retry the same call in {exc.retry_seconds:g}s."
         )
     if isinstance(exc, InvalidArgumentError):
         return f"Invalid arguments, nothing was sent: {argument_problem(exc)}."

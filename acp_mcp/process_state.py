@@ -1,9 +1,10 @@
-"""The per-process state every handler shares: settings, clock, redactor, boundary, the callers, the watcher."""
+"""The per-process state every handler shares: settings, clock, redactor, boundary, callers, watcher, wait slots."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .admission import WaitSlots
 from .boundary import Boundary
 from .callers import Callers
 from .clock import Clock
@@ -25,3 +26,4 @@ class ProcessState:
     boundary: Boundary
     callers: Callers
     watcher: RunWatcher
+    waits: WaitSlots

@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import anyio
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -40,7 +41,8 @@ class RunListenHandler:
 
     A bus per stream means a stream hears only of the runs its own caller watches, with its own key:
     another caller watching the same URI (even knowing the ids) is another watch, and never this stream's.
-    At most `MAX_LISTEN_STREAMS` are open at once, as the SDK's own handler allows.
+    At most `MAX_LISTEN_STREAMS` are open at once, as the SDK's own handler allows; all end, each with its
+    result, when the HTTP server drains.
     """
 
     def __init__(self, watcher: RunWatcher, callers: Callers, boundary: Boundary) -> None:
@@ -64,11 +66,24 @@ class RunListenHandler:
         with self.boundary.request("subscriptions/listen"):
             self.watcher.watch(subscriber, list(params.notifications.resource_subscriptions or ()))
         self._open += 1
+        handler = ListenHandler(bus, max_subscriptions=1)
         try:
-            return await ListenHandler(bus, max_subscriptions=1)(ctx, params)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_close_when_set, self.callers.stop_waits, handler)
+                try:
+                    result = await handler(ctx, params)
+                finally:
+                    group.cancel_scope.cancel()
+            return result
         finally:
             self._open -= 1
             self.watcher.unwatch(subscriber)
+
+
+async def _close_when_set(stop: anyio.Event, handler: ListenHandler) -> None:
+    """End `handler`'s stream gracefully (its result as the last frame) once the server drains."""
+    await stop.wait()
+    handler.close()
 
 
 class SessionSubscriptions:

@@ -209,7 +209,8 @@ async def _run_call(
         result = await enter(call)
         request.started = (call, result)
     else:
-        result = await enter(call)
+        with _state(ctx).waits.hold(call.wait):
+            result = await enter(call)
     return _answer(ctx, result)
 
 
@@ -279,7 +280,7 @@ async def get_agent_run(
     """
     service = _service(ctx)
     call = service.budget(serverId, waitSeconds, max_events=maxEvents, event_offset=eventOffset, report=_progress(ctx))
-    return _answer(ctx, await service.get(call, resourceRunId))
+    return await _run_call(ctx, call, lambda budget: service.get(budget, resourceRunId))
 
 
 async def list_agent_runs(ctx: Context[Any, Any], serverId: ServerId = None, limit: Limit = None) -> ListToolResult:

@@ -27,9 +27,16 @@ from bench.processes import free_port, terminate_and_wait, wait_listening
 DRAIN_SECONDS = 10
 
 
-def haproxy_config(front: int, stats: Path, ports: dict[str, int]) -> str:
+RETRIES = """\
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response 503"""
+NO_RETRIES = "    retries 0"
+
+
+def haproxy_config(front: int, stats: Path, ports: dict[str, int], *, retries: bool = True) -> str:
     """Round robin over `ports`, health checks on ``/readyz`` (two in a row change a replica's state), and
-    retries of a refused connection or a 503 (a draining replica) on another replica."""
+    (with `retries`, as the README configures it) retries of a refused connection or a 503 on another replica."""
     servers = "\n".join(f"    server {name} 127.0.0.1:{port} check" for name, port in ports.items())
     return f"""\
 global
@@ -42,9 +49,7 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout check 2s
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response 503
+{RETRIES if retries else NO_RETRIES}
     option http-buffer-request
 
 frontend mcp

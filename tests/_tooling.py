@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.client import ConnectMode
 from mcp.client.streamable_http import streamable_http_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,12 +178,12 @@ class HttpServer:
     url: str
 
     @asynccontextmanager
-    async def client(self, token: str | None = None) -> AsyncIterator[Client]:
-        """An MCP client on the endpoint, sending `token` as the caller's bearer token if given."""
+    async def client(self, token: str | None = None, *, mode: ConnectMode = "auto") -> AsyncIterator[Client]:
+        """An MCP client on the endpoint (in `mode`), sending `token` as the caller's bearer token if given."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with (
             httpx2.AsyncClient(headers=headers, timeout=30) as http,
-            Client(streamable_http_client(self.url, http_client=http)) as client,
+            Client(streamable_http_client(self.url, http_client=http), mode=mode) as client,
         ):
             yield client
 

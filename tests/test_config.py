@@ -97,6 +97,10 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("stateless", {"ACP_MCP_STATELESS": "true"}, "stateless", True),
     ("drain", {"ACP_MCP_DRAIN_SECONDS": "1.5"}, "drain_seconds", 1.5),
     ("read-timeout", {"ACP_MCP_READ_TIMEOUT": "2.5"}, "read_timeout", 2.5),
+    ("drain-delay", {"ACP_MCP_DRAIN_DELAY_SECONDS": "0"}, "drain_delay_seconds", 0.0),
+    ("max-waits", {"ACP_MCP_MAX_WAITS": "12"}, "max_waits", 12),
+    ("max-sessions", {"ACP_MCP_MAX_SESSIONS": "34"}, "max_sessions", 34),
+    ("session-idle", {"ACP_MCP_SESSION_IDLE_SECONDS": "90"}, "session_idle_seconds", 90.0),
     (
         "allowed-hosts",
         {"ACP_MCP_ALLOWED_HOSTS": " a.example, b.example,, "},

@@ -2,9 +2,10 @@
 
 HAProxy is Debian's package (``.ci/run`` installs it); the test generates its configuration:
 round robin over four replicas (the fourth starts mid-load as the replacement), health checks on
-``/readyz`` every 100 ms (two in a row change a replica's state), and retries of a refused connection
-or a 503 on another replica. The last third of the calls waits for the replacement to be up, so it
-serves some. Everything runs on loopback.
+``/readyz`` every 100 ms (two in a row change a replica's state), and either retries of a refused
+connection or a 503 on another replica (the README's configuration) or no retry at all (as a Kubernetes
+Service or a plain balancer): the drain delay alone must then lose nothing. The last third of the calls
+waits for the replacement to be up, so it serves some. Everything runs on loopback.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ pytestmark = pytest.mark.external
 CALLS = 240
 CONCURRENCY = 20
 REPLICAS = ("r1", "r2", "r3", "r4")
+DRAIN_DELAY_SECONDS = 1.0
+"""Ten of HAProxy's health checks here: time for it to see r1 not ready before r1 refuses anything."""
 
 
 def start_replica(sandbox: RunningSandbox, port: int) -> subprocess.Popen[str]:
     env = python_env(**sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID))
-    command = replica_command(port, "--wait-seconds", "10")
+    command = replica_command(port, "--wait-seconds", "10", "--drain-delay-seconds", str(DRAIN_DELAY_SECONDS))
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -140,20 +143,21 @@ class Rollout:
         self.replicas["r1"].send_signal(signal.SIGTERM)
         replacement = await anyio.to_thread.run_sync(start_replica, self.sandbox, self.ports["r4"])
         self.replicas["r4"] = self.stack.enter_context(stopped_at_exit(replacement))
-        await anyio.to_thread.run_sync(self.replicas["r1"].wait, DRAIN_SECONDS + 5)
+        await anyio.to_thread.run_sync(self.replicas["r1"].wait, DRAIN_DELAY_SECONDS + DRAIN_SECONDS + 5)
         self.drain_seconds = time.monotonic() - began
         while replica_stats(self.stats)["r4"]["status"] != "UP":  # noqa: ASYNC110  (HAProxy's own health checks)
             await anyio.sleep(0.05)
         replaced.set()
 
 
+@pytest.mark.parametrize("retries", [True, False], ids=["with-retries", "without-retries"])
 def test_a_replica_drained_mid_load_behind_haproxy_loses_and_duplicates_nothing(
-    sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path, retries: bool
 ) -> None:
     haproxy = shutil.which("haproxy") or pytest.fail("haproxy is missing: install Debian's haproxy (.ci/run does)")
     ports = {name: free_port() for name in REPLICAS}
     front, stats = free_port(), tmp_path / "stats.sock"
-    (tmp_path / "haproxy.cfg").write_text(haproxy_config(front, stats, ports))
+    (tmp_path / "haproxy.cfg").write_text(haproxy_config(front, stats, ports, retries=retries))
 
     with ExitStack() as stack:
         replicas = {
@@ -175,7 +179,7 @@ def test_a_replica_drained_mid_load_behind_haproxy_loses_and_duplicates_nothing(
     assert all(r["run"]["status"] == "completed" or r["waitExpired"] for r in results)
     assert len({r["run"]["id"] for r in results}) == CALLS == len(starts), "one run per call, none duplicated"
     assert r1_code == 0 and "Traceback" not in r1_stderr, r1_stderr
-    assert rollout.drain_seconds is not None and rollout.drain_seconds < DRAIN_SECONDS + 2
+    assert rollout.drain_seconds is not None and rollout.drain_seconds < DRAIN_DELAY_SECONDS + DRAIN_SECONDS + 2
     assert all(served.get(name, 0) > 0 for name in REPLICAS), served
 
 
@@ -213,7 +217,8 @@ def test_the_kubernetes_example_validates_and_gives_the_drain_time_to_finish() -
     (container,) = pod["containers"]
     env = {item["name"]: item.get("value") or item["valueFrom"]["secretKeyRef"]["key"] for item in container["env"]}
     assert deployment["spec"]["replicas"] == 3 and "--stateless" in container["args"]
-    assert pod["terminationGracePeriodSeconds"] > float(env["ACP_MCP_DRAIN_SECONDS"])
+    drain = float(env["ACP_MCP_DRAIN_DELAY_SECONDS"]) + float(env["ACP_MCP_DRAIN_SECONDS"])
+    assert pod["terminationGracePeriodSeconds"] >= drain + 1, "the process exits within the delay and drain plus 1 s"
     assert (env["COMPUTER_AGENTS_API_KEY"], env["ACP_MCP_HTTP_TOKEN"]) == ("api-key", "http-token")
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

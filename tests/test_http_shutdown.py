@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 async def test_a_signal_ends_the_http_server_promptly_with_a_call_in_flight(
     sandbox: RunningSandbox, signum: int
 ) -> None:
-    with http_server(**sandbox_env(sandbox)) as server:
+    with http_server("--drain-delay-seconds", "0", **sandbox_env(sandbox)) as server:
         async with server.client() as client:
             run_id = await hanging_run(client)
             async with anyio.create_task_group() as group:
@@ -45,7 +45,8 @@ async def test_a_signal_ends_the_http_server_promptly_with_a_call_in_flight(
 async def test_sigterm_drains_the_wait_in_flight_ends_early_with_its_run_and_new_requests_get_503(
     sandbox: RunningSandbox,
 ) -> None:
-    with http_server("--drain-seconds", "3", **sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID)) as server:
+    arguments = ("--drain-seconds", "3", "--drain-delay-seconds", "0")
+    with http_server(*arguments, **sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID)) as server:
         base = server.url.removesuffix("/mcp")
         async with server.client() as client:
             run_id = await hanging_run(client)

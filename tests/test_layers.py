@@ -31,6 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "api": ("client", "retries"),
     "runs": (
+        "admission",
         "messages",
         "results",
         "waiting",

@@ -12,6 +12,7 @@ from acp_mcp.errors import (
     ACPError,
     APIStatusError,
     AuthenticationError,
+    BusyError,
     CallerKeyMissingError,
     ConflictError,
     ConnectError,
@@ -99,6 +100,13 @@ CASES: list[tuple[str, ACPError, str, str]] = [  # id, error, what describe says
         UnconfirmedStartError(server_id=SERVER, waited=2.5),
         "The sync start did not answer within 2.5s and no run with this input is listed yet. The run may still have "
         f"been created: look for it with {LIST_HINT} before starting it again.",
+        "",
+    ),
+    (
+        "busy",
+        BusyError("3 things are open, its limit", retry_seconds=5.0, server_id=SERVER, operation="start"),
+        "This MCP server is busy (3 things are open, its limit); nothing was sent to the ACP API. "
+        "Retry the same call in 5s.",
         "",
     ),
     (
