@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from . import __version__
 from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, settings_fields
 from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE
+from .log_storms import LogStormFilter
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
 
@@ -72,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(level: str, redact: Redactor) -> None:
-    """Log to stderr only (stdout belongs to the protocol), with secrets masked."""
+    """Log to stderr only (stdout belongs to the protocol), with repeated warnings held back and secrets masked."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(LogStormFilter())
     handler.addFilter(RedactingFilter(redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -29,6 +29,7 @@ from .limits import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SESSION_IDLE_SECONDS,
     DEFAULT_WAIT_SECONDS,
+    DEFAULT_WRITE_TIMEOUT,
     MAX_WAIT_SECONDS,
 )
 
@@ -207,6 +208,20 @@ class Settings:
         "--read-timeout",
         "streamable HTTP: seconds a request's headers and body may take to arrive before its connection is closed",
         _positive_seconds,
+    )
+    write_timeout: float = _setting(
+        DEFAULT_WRITE_TIMEOUT,
+        "ACP_MCP_WRITE_TIMEOUT",
+        "--write-timeout",
+        "streamable HTTP: seconds a client may leave its response unread before its connection is dropped",
+        _positive_seconds,
+    )
+    max_connections: int | None = _setting(
+        None,
+        "ACP_MCP_MAX_CONNECTIONS",
+        "--max-connections",
+        "streamable HTTP: connections accepted at once (default: the file limit less 256, at most 10,000)",
+        _count,
     )
     drain_delay_seconds: float = _setting(
         DEFAULT_DRAIN_DELAY_SECONDS,

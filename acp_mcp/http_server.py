@@ -32,10 +32,10 @@ from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
 from .connect import ConnectPage
 from .gate import CallerGate
 from .host_check import HostCheck
-from .limits import EXIT_SECONDS, MAX_STREAM_SECONDS, MIN_TOKEN_CHARS
+from .limits import EXIT_SECONDS, MAX_HEADER_BYTES, MAX_HEADERS, MAX_STREAM_SECONDS, MIN_TOKEN_CHARS
 from .shutdown import exit_by, run_until_signalled
 from .signin import SignIn
-from .slow_clients import deadline_protocol
+from .slow_clients import connection_cap, deadline_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ class FrontDoor:
             return
         if self.draining:
             await _answer(send, 503, b"draining: send the request again", [(b"retry-after", b"1")], close=True)
+            return
+        headers = scope["headers"]
+        if len(headers) > MAX_HEADERS or sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+            limits = b"headers too large: %d lines and %d bytes at most" % (MAX_HEADERS, MAX_HEADER_BYTES)
+            await _answer(send, 431, limits, close=True)
             return
         sent = {"start": False, "end": False}
 
@@ -299,7 +304,12 @@ def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
-        http=deadline_protocol(settings.read_timeout),
+        http=deadline_protocol(
+            read_timeout=settings.read_timeout,
+            write_timeout=settings.write_timeout,
+            max_connections=settings.max_connections or connection_cap(),
+        ),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         log_config=None,
     )
     logger.warning(

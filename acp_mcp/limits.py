@@ -187,6 +187,22 @@ to reach every replica)."""
 DEFAULT_READ_TIMEOUT = 10.0
 """A request's headers and body must arrive within this (HAProxy's usual ``timeout http-request``), or its
 connection is closed: a connection that sends nothing, or trickles, cannot be held."""
+DEFAULT_WRITE_TIMEOUT = 30.0
+"""A response the client does not read for this long is dropped with its connection (nothing is pinned)."""
+DEFAULT_MAX_CONNECTIONS = 10_000
+"""Connections accepted at once at most, and less where the process's file limit is lower..."""
+RESERVED_FILES = 256
+"""...by this many, kept for the API's connections, the key store and the logs."""
+MIN_CONNECTIONS = 64
+"""The cap never goes below this, however low the file limit."""
+MAX_HEADERS = 100
+"""Most header lines a request may carry (a browser sends about 20); more is answered 431."""
+MAX_HEADER_BYTES = 16_384
+"""Most bytes of header names and values (h11's own bound on headers still arriving); more is answered 431."""
+LOG_WINDOW_SECONDS = 60.0
+"""A warning or error that repeats is logged once in this long per cause, then with how many were held back."""
+LOG_CAUSES = 1_000
+"""Causes remembered for that; the least recent is forgotten first."""
 MIN_TOKEN_CHARS = 16
 """Shortest caller token accepted: anything shorter is guessable."""
 DEFAULT_DRAIN_SECONDS = 20.0

@@ -203,6 +203,7 @@ def http_server(*args: str, **env: str) -> Iterator[HttpServer]:
     """``python -m acp_mcp --transport streamable-http`` on a free loopback port (or ``ACP_MCP_PORT`` in `env`) with
     `env` (see `python_env`); stopped with SIGTERM at the end unless the test stopped it."""
     port = int(env.pop("ACP_MCP_PORT", "0")) or free_port()
+    env.setdefault("ACP_MCP_DRAIN_DELAY_SECONDS", "0")  # no balancer to wait for; a test gives one if it has one
     command = [sys.executable, "-m", "acp_mcp", "--transport", "streamable-http", "--port", str(port), *args]
     process = subprocess.Popen(
         command,

@@ -98,6 +98,8 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("drain", {"ACP_MCP_DRAIN_SECONDS": "1.5"}, "drain_seconds", 1.5),
     ("read-timeout", {"ACP_MCP_READ_TIMEOUT": "2.5"}, "read_timeout", 2.5),
     ("drain-delay", {"ACP_MCP_DRAIN_DELAY_SECONDS": "0"}, "drain_delay_seconds", 0.0),
+    ("write-timeout", {"ACP_MCP_WRITE_TIMEOUT": "7"}, "write_timeout", 7.0),
+    ("max-connections", {"ACP_MCP_MAX_CONNECTIONS": "500"}, "max_connections", 500),
     ("max-waits", {"ACP_MCP_MAX_WAITS": "12"}, "max_waits", 12),
     ("max-sessions", {"ACP_MCP_MAX_SESSIONS": "34"}, "max_sessions", 34),
     ("session-idle", {"ACP_MCP_SESSION_IDLE_SECONDS": "90"}, "session_idle_seconds", 90.0),

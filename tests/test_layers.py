@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "models",
         "errors",
         "redaction",
+        "log_storms",
         "config",
         "arguments",
         "schemas",

@@ -4,14 +4,17 @@ need, and the server keeps answering everyone else."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 
+from acp_mcp.limits import MAX_HEADER_BYTES, MAX_HEADERS
 from acp_mcp.sandbox import RunningSandbox
 
 from ._http import CALLER_TOKEN, get
@@ -91,3 +94,46 @@ async def test_a_request_that_arrived_whole_keeps_its_whole_wait_past_the_read_t
     assert not result.is_error, text_of(result)
     assert result.structured_content["run"]["status"] == "completed"
     assert result.structured_content["waitedSeconds"] > float(READ_TIMEOUT)
+
+
+def exchange(server: HttpServer, request: bytes) -> bytes:
+    """`request` sent whole on a new connection; everything the server answers before it closes the connection."""
+    with connections(server, request, 1) as (sock,):
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def health_request(*headers: bytes) -> bytes:
+    return b"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(headers) + b"Connection: close\r\n\r\n"
+
+
+async def test_too_many_header_lines_or_bytes_get_431_before_the_token_is_checked(
+    sandbox: RunningSandbox,
+) -> None:
+    with http_server(**sandbox_env(sandbox, ACP_MCP_HTTP_TOKEN=CALLER_TOKEN)) as server:
+        lines = exchange(server, health_request(*(b"x-a%d: b\r\n" % n for n in range(MAX_HEADERS))))
+        bytes_ = exchange(server, health_request(b"x-big: " + b"b" * MAX_HEADER_BYTES + b"\r\n"))
+        fine = exchange(server, health_request(*(b"x-a%d: b\r\n" % n for n in range(MAX_HEADERS - 3))))
+
+    for refused in (lines, bytes_):
+        assert refused.startswith(b"HTTP/1.1 431 "), refused
+        assert b"headers too large: 100 lines and 16384 bytes at most" in refused
+    assert fine.startswith(b"HTTP/1.1 401 "), "at the limit, the request goes on to the token check"
+
+
+async def test_past_the_connection_cap_a_new_connection_is_answered_503_and_closed_until_one_ends(
+    sandbox: RunningSandbox,
+) -> None:
+    with http_server(**sandbox_env(sandbox, ACP_MCP_MAX_CONNECTIONS="5")) as server:
+        health = server.url.replace("/mcp", "/healthz")
+        with connections(server, b"", 5):
+            over = exchange(server, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        after = await anyio.to_thread.run_sync(get, health)
+
+    assert (
+        over == b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+    )
+    assert after[0] == 200
