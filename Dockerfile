@@ -1,7 +1,8 @@
 # acp-mcp over streamable HTTP, for replicas behind a load balancer (see README, "Hosting").
 # Build from a checkout: docker build -t acp-mcp .
 # Any base with Python 3.11+ and its venv module will do: --build-arg BASE_IMAGE=... (the tests use Debian's python3).
-# Behind a proxy that re-signs TLS with a CA of its own, hand pip that CA bundle as a build secret:
+# Behind a proxy that re-signs TLS with a CA of its own, hand pip that CA bundle as a build secret (podman: the same
+# flags plus --format docker, without which the HEALTHCHECK is dropped):
 #   docker build --secret id=pip-cert,src=ca-bundle.crt --build-arg PIP_CERT=/run/secrets/pip-cert -t acp-mcp .
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}

@@ -2,12 +2,13 @@
 
 Rootful Debian ``podman`` with ``runc`` (``.ci/run`` installs both, and ``debootstrap``), configured in a directory
 of the test's own, never the machine's: ``runc`` as the runtime and no default ulimits (``crun``, and podman's
-default ulimits, are refused by some sandboxed kernels), cgroupfs, events in a file, overlay storage that is thrown
-away at the end, and no registries (nothing is pulled). Builds and containers use the host's network.
+default ulimits, are refused by some sandboxed kernels), cgroupfs, events in a file, locks, networks and overlay
+storage in that directory and thrown away at the end, and no registries (nothing is pulled). Builds and containers
+use the host's network.
 
-The base image is a stand-in for ``python:3.12-slim`` made from Debian's packages: a minimal
-bookworm with ``python3`` and ``python3-venv``, kept as a tarball in the user's cache directory under a key of its
-recipe (`DebianBase`), so only the first run pays for ``debootstrap`` (about a minute).
+The base image is a stand-in for ``python:3.12-slim`` made from Debian's packages: a minimal bookworm with
+``python3`` and ``python3-venv``, kept as a tarball in the user's cache directory under a key of its recipe
+(`DebianBase`), so only the first run pays for ``debootstrap`` (about a minute).
 """
 
 from __future__ import annotations
@@ -60,7 +61,15 @@ default_ulimits = []
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+lock_type = "file"
+tmp_dir = "{home}/tmp"
+static_dir = "{home}/storage/libpod"
+volume_path = "{home}/storage/volumes"
+
+[network]
+network_config_dir = "{home}/networks"
 """
+"""Podman's engine settings; every state of its own in HOME (file locks, not the machine's shared memory ones)."""
 
 PIP_CERT = "/run/secrets/pip-cert"
 """Where the Dockerfile's optional ``pip-cert`` build secret appears in the build."""
@@ -135,7 +144,7 @@ class Podman:
     def private(cls, home: Path) -> Podman:
         """Podman configured in `home`, its images and containers stored there."""
         tool("runc")
-        (home / "containers.conf").write_text(CONTAINERS_CONF)
+        (home / "containers.conf").write_text(CONTAINERS_CONF.format(home=home))
         storage = f'[storage]\ndriver = "overlay"\ngraphroot = "{home / "storage"}"\nrunroot = "{home / "run"}"\n'
         (home / "storage.conf").write_text(storage)
         (home / "registries.conf").write_text("unqualified-search-registries = []\n")
@@ -160,7 +169,7 @@ class Podman:
         return dict(found)
 
     def reset(self) -> None:
-        """Remove every container and image and unmount the storage (it lives in the test's directory)."""
+        """Remove every container, image and state of this podman and unmount its storage (all in its directory)."""
         self("system", "reset", "--force", timeout=120)
 
     def debian_base(self, scratch: Path) -> str:
