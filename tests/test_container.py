@@ -22,7 +22,7 @@ from acp_mcp.sandbox import RunningSandbox
 
 from ._container import Podman
 from ._http import CALLER_TOKEN
-from ._tooling import README, free_port, http_client
+from ._tooling import free_port, http_client, readme_section
 from .conftest import SERVER_ID, api_requests, connect, hanging_run, runs_path, sandbox_env, text_of, until
 
 pytestmark = [pytest.mark.external, pytest.mark.anyio]
@@ -144,7 +144,8 @@ async def test_sigterm_ends_the_container_within_its_drain_time_handing_the_wait
 
 def test_the_readme_states_the_size_of_the_image_the_tests_build(podman: Podman, base: str, image: str) -> None:
     built, under = podman.inspect("image", image)["Size"], podman.inspect("image", base)["Size"]
-    stated = re.search(r"measures (\d+) MB, of which (\d+) MB", README.read_text(encoding="utf-8"))
+    hosting = readme_section("Serve over HTTP for other agents").split("### Hosting\n", 1)[1].split("\n### ", 1)[0]
+    stated = re.search(r"measures (\d+) MB, of which (\d+) MB", hosting)
 
     assert stated, "the README's Hosting section states the image's size"
     total, added = int(stated[1]) * 1e6, int(stated[2]) * 1e6
