@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +170,18 @@ def wait_listening(process: subprocess.Popen[str], port: int, timeout: float = 2
             time.sleep(0.05)
 
 
+@asynccontextmanager
+async def http_client(url: str, token: str | None = None, *, mode: ConnectMode = "auto") -> AsyncIterator[Client]:
+    """An MCP client (in `mode`) on the streamable HTTP endpoint `url`, sending `token` as the caller's bearer token
+    if given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client
+
+
 @dataclass
 class HttpServer:
     """A running ``acp-mcp --transport streamable-http`` process and its MCP endpoint."""
@@ -177,15 +189,9 @@ class HttpServer:
     process: subprocess.Popen[str]
     url: str
 
-    @asynccontextmanager
-    async def client(self, token: str | None = None, *, mode: ConnectMode = "auto") -> AsyncIterator[Client]:
+    def client(self, token: str | None = None, *, mode: ConnectMode = "auto") -> AbstractAsyncContextManager[Client]:
         """An MCP client on the endpoint (in `mode`), sending `token` as the caller's bearer token if given."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=30) as http,
-            Client(streamable_http_client(self.url, http_client=http), mode=mode) as client,
-        ):
-            yield client
+        return http_client(self.url, token, mode=mode)
 
     def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
         """Send `signum` (nothing if the process has ended), wait for the exit (a kill after 10 s): code and stderr."""

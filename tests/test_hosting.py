@@ -189,9 +189,10 @@ def test_the_dockerfile_passes_hadolint_and_runs_the_stateless_http_server_as_a_
     done = subprocess.run([python.parent / "hadolint", ROOT / "Dockerfile"], capture_output=True, text=True)
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "FROM python:3.12-slim" in dockerfile and "USER 10001" in dockerfile
-    assert 'CMD ["--transport", "streamable-http", "--stateless", "--host", "0.0.0.0", "--port", "8000"]' in dockerfile
-    assert "http://127.0.0.1:8000/healthz" in dockerfile.split("HEALTHCHECK", 1)[1]
+    assert "ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\n" in dockerfile and "USER 10001" in dockerfile
+    assert 'CMD ["--transport", "streamable-http", "--stateless", "--host", "0.0.0.0"]' in dockerfile
+    assert "ACP_MCP_PORT=8000" in dockerfile
+    assert "'http://127.0.0.1:%s/healthz' % os.environ['ACP_MCP_PORT']" in dockerfile.split("HEALTHCHECK", 1)[1]
 
 
 def validated_manifest(name: str) -> list[dict[str, Any]]:
