@@ -9,7 +9,7 @@ In front of the MCP endpoint, for every request:
    the process's own caller. `callers.current_caller` carries it to the handlers.
 2. **The scopes.** A message needing a scope the token lacks gets HTTP 403 ``insufficient_scope``
    with the scopes to ask for (the spec's step-up challenge); the body is read (at most
-   `MAX_AUTHORIZED_BODY_BYTES`) to learn what it asks, then handed on unchanged.
+   `MAX_REQUEST_BYTES`) to learn what it asks, then handed on unchanged.
 3. **The rate.** Each identified caller gets a token bucket (``ACP_MCP_CALLER_RATE`` per second,
    ``ACP_MCP_CALLER_BURST`` at once); beyond it, 429 with ``Retry-After``.
 
@@ -31,7 +31,7 @@ from .callers import Caller, Callers, current_caller, fingerprint, oauth_princip
 from .clock import Clock
 from .config import CALLER_KEY_HEADER, Settings
 from .keystore import StoreUnavailableError
-from .limits import MAX_AUTHORIZED_BODY_BYTES, MAX_RATE_BUCKETS, SESSION_OWNERS_PER_SESSION
+from .limits import MAX_RATE_BUCKETS, MAX_REQUEST_BYTES, SESSION_OWNERS_PER_SESSION
 from .links import CONNECT_PATH, ConnectLinks
 from .oauth import SCOPES, JWTVerifier, needed_scope, well_known
 from .signin import CALLBACK_PATH
@@ -245,7 +245,7 @@ def _needed(body: bytes) -> frozenset[str]:
 
 
 async def _body(receive: Receive) -> bytes | None:
-    """The whole request body, or None past `MAX_AUTHORIZED_BODY_BYTES`."""
+    """The whole request body, or None past `MAX_REQUEST_BYTES`."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -254,7 +254,7 @@ async def _body(receive: Receive) -> bytes | None:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_AUTHORIZED_BODY_BYTES:
+        if size > MAX_REQUEST_BYTES:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -32,7 +32,14 @@ from .config import HTTP_TOKEN_VARIABLE, ConfigError, Settings, is_loopback
 from .connect import ConnectPage
 from .gate import CallerGate
 from .host_check import HostCheck
-from .limits import EXIT_SECONDS, MAX_HEADER_BYTES, MAX_HEADERS, MAX_STREAM_SECONDS, MIN_TOKEN_CHARS
+from .limits import (
+    EXIT_SECONDS,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_REQUEST_BYTES,
+    MAX_STREAM_SECONDS,
+    MIN_TOKEN_CHARS,
+)
 from .shutdown import exit_by, run_until_signalled
 from .signin import SignIn
 from .slow_clients import connection_cap, deadline_protocol
@@ -229,6 +236,7 @@ def http_app(application: Application) -> FrontDoor:
         host=settings.host,
         session_idle_timeout=settings.session_idle_seconds,
         max_sessions=settings.max_sessions,
+        max_request_body_size=MAX_REQUEST_BYTES,
     )
     app = CallerGate(
         app,
@@ -243,7 +251,7 @@ def http_app(application: Application) -> FrontDoor:
     app = host_check(app, settings)
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
-    return FrontDoor(app)
+    return FrontDoor(app, stream_seconds=min(MAX_STREAM_SECONDS, settings.session_idle_seconds))
 
 
 def _connect_page(application: Application) -> ConnectPage | None:

@@ -3,25 +3,30 @@ the README's security model, measured against a real server process."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import resource
 import signal
 import socket
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
 import pytest
-from mcp.types import CallToolResult
+from mcp import Client
+from mcp.types import CallToolResult, TextResourceContents
 
-from acp_mcp.limits import EXIT_SECONDS
+from acp_mcp.limits import DEFAULT_MAX_WAITS, EXIT_SECONDS, GRACE_SECONDS
 from acp_mcp.sandbox import RunningSandbox
 from acp_mcp.uris import run_uri
 
 from ._http import CALLER_TOKEN, INITIALIZE, MCP_HEADERS, bearer, get
 from ._tooling import http_server
-from .conftest import SERVER_ID, hanging_run, sandbox_env, until
+from .conftest import SERVER_ID, api_requests, hanging_run, sandbox_env, text_of, until
 from .test_slow_clients import PARTIAL_HEADERS, STALLED_BODY, all_closed_by
 
 pytestmark = [pytest.mark.external, pytest.mark.anyio]
@@ -136,3 +141,117 @@ async def test_whatever_is_open_the_process_exits_once_the_calls_in_flight_are_a
     assert all(at - began < DRAIN_DELAY + 1 for at in ended.values()), ended
     assert exited_after < DRAIN_DELAY + EXIT_SECONDS + 1, exited_after
     assert server.process.returncode == 0 and "Traceback" not in stderr, stderr
+
+
+LIMIT = DEFAULT_MAX_WAITS
+"""Waits at once for the wait-limit test: the default (a multiple of 100, an MCP client's HTTP pool)."""
+
+
+async def test_at_the_wait_limit_every_wait_answers_on_time_and_one_more_is_told_busy_at_once(
+    sandbox: RunningSandbox,
+) -> None:
+    env = sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID, ACP_MCP_CALLER_RATE="0")
+    took: list[float] = []
+    with http_server(**env) as server, anyio.fail_after(120):
+        async with server.client() as client:
+            run_id = await hanging_run(client)
+        arguments = {"resourceRunId": run_id, "waitSeconds": 10}
+
+        async def waits(count: int) -> None:
+            async with server.client() as client, anyio.create_task_group() as group:
+
+                async def one() -> None:
+                    began = time.monotonic()
+                    result = await client.call_tool("get_agent_run", arguments)
+                    assert result.structured_content["waitExpired"], result
+                    took.append(time.monotonic() - began)
+
+                for _ in range(count):
+                    group.start_soon(one)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(LIMIT // 100):  # 100 calls per client: its HTTP pool's size
+                group.start_soon(waits, 100)
+            await until(lambda: len(api_requests(sandbox, method="GET")) >= LIMIT, seconds=60)  # all hold a slot
+            async with server.client() as client:
+                began = time.monotonic()
+                busy = await client.call_tool("get_agent_run", arguments)
+                busy_after = time.monotonic() - began
+
+    assert busy.is_error and f"busy ({LIMIT:,} calls are waiting on runs, its limit" in text_of(busy)
+    assert busy_after < 1, busy_after
+    assert len(took) == LIMIT
+    assert max(took) < 10 + GRACE_SECONDS, sorted(took)[-5:]
+
+
+UNREAD = 10
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident memory now, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_clients_that_never_read_a_ten_mb_run_are_dropped_at_the_write_deadline(sandbox: RunningSandbox) -> None:
+    env = sandbox_env(sandbox, ACP_MCP_STATELESS="true", ACP_MCP_WRITE_TIMEOUT="1", ACP_SERVER_ID=SERVER_ID)
+    with http_server(**env) as server:
+        async with server.client() as client:
+            result = await client.call_tool("start_agent_run", {"content": "/events 1000 10000", "mode": "sync"})
+            uri = result.structured_content["resourceUri"]
+            whole = await resource_chars(client, uri)
+        read = {"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": uri}}
+        body = json.dumps(read).encode()
+        head = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        head += b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n"
+        request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        port = urlsplit(server.url).port or 0
+        rounds = [await unread_round(request, port, server.process.pid) for _ in range(2)]
+        grown = rss_mib(server.process.pid) - rounds[0].rss
+        async with server.client() as client:
+            again = await resource_chars(client, uri)
+
+    assert whole > 10_000_000 and again == whole
+    assert all(got < whole for r in rounds for got in r.received), "each unread answer was cut off, not sent whole"
+    assert grown < 100, f"the first round's memory was freed and reused by the second: grew {grown:.0f} MiB"
+
+
+async def resource_chars(client: Client, uri: str) -> int:
+    """The length of the text the resource reads as."""
+    (contents,) = (await client.read_resource(uri)).contents
+    assert isinstance(contents, TextResourceContents)
+    return len(contents.text)
+
+
+@dataclass
+class UnreadRound:
+    received: list[int]
+    """Bytes each connection got before the server dropped it."""
+    rss: float
+    """The server's resident memory after the round, in MiB."""
+
+
+async def unread_round(request: bytes, port: int, pid: int) -> UnreadRound:
+    """`UNREAD` connections send `request` and read nothing until the write deadline (1 s) has passed."""
+    with ExitStack() as held:
+        socks = []
+        for _ in range(UNREAD):
+            sock = held.enter_context(socket.socket())
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(request)
+            socks.append(sock)
+        await anyio.sleep(4)  # the answers are stuck; the write deadline passes
+        return UnreadRound([drained(sock) for sock in socks], rss_mib(pid))
+
+
+def drained(sock: socket.socket) -> int:
+    """Bytes the server had sent before it dropped the connection (True once it is closed or reset)."""
+    sock.settimeout(5)
+    total = 0
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            total += len(chunk)
+    return total

@@ -12,14 +12,15 @@ from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
 import anyio
+import httpx2
 import pytest
 
-from acp_mcp.limits import MAX_HEADER_BYTES, MAX_HEADERS
+from acp_mcp.limits import MAX_HEADER_BYTES, MAX_HEADERS, MAX_METADATA_CHARS, MAX_REQUEST_BYTES, MAX_TEXT_CHARS
 from acp_mcp.sandbox import RunningSandbox
 
-from ._http import CALLER_TOKEN, get
+from ._http import CALLER_TOKEN, INITIALIZE, MCP_HEADERS, get
 from ._tooling import HttpServer, http_server
-from .conftest import SERVER_ID, sandbox_env, text_of
+from .conftest import SERVER_ID, api_requests, sandbox_env, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +138,56 @@ async def test_past_the_connection_cap_a_new_connection_is_answered_503_and_clos
         over == b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
     )
     assert after[0] == 200
+
+
+async def test_a_body_over_one_mib_is_413_unread_and_the_largest_valid_call_fits(sandbox: RunningSandbox) -> None:
+    largest = {
+        "serverId": SERVER_ID,
+        "content": "ä" * MAX_TEXT_CHARS,
+        "metadata": {"note": "m" * (MAX_METADATA_CHARS - 20)},
+        "waitSeconds": 0,
+    }
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "start_agent_run"}}
+    keys = {f"k{n}": 1 for n in range(MAX_REQUEST_BYTES // 8)}
+    with http_server(**sandbox_env(sandbox, ACP_MCP_STATELESS="true")) as server:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            headers = MCP_HEADERS | {"MCP-Protocol-Version": "2025-11-25"}
+            flood = await http.post(
+                server.url, json=call | {"params": {"name": "x", "arguments": keys}}, headers=headers
+            )
+            fits = await http.post(
+                server.url, json=call | {"params": {"name": "start_agent_run", "arguments": largest}}, headers=headers
+            )
+
+    assert (flood.status_code, flood.text) == (413, "Request body too large")
+    assert fits.status_code == 200 and '"isError":false' in fits.text.replace(" ", "")
+    (start,) = api_requests(sandbox, method="POST")
+    assert start.body["content"] == largest["content"]
+
+
+async def test_sessions_are_capped_and_an_idle_one_expires_even_with_its_stream_open(sandbox: RunningSandbox) -> None:
+    env = sandbox_env(sandbox, ACP_MCP_MAX_SESSIONS="2", ACP_MCP_SESSION_IDLE_SECONDS="1")
+    with http_server(**env) as server:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            opened = [await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS) for _ in range(3)]
+            first = opened[0].headers["mcp-session-id"]
+            stream_headers = {
+                "Accept": "text/event-stream",
+                "mcp-session-id": first,
+                "MCP-Protocol-Version": "2025-11-25",
+            }
+            with anyio.fail_after(10):
+                async with http.stream("GET", server.url, headers=stream_headers) as stream:
+                    async for _ in stream.aiter_bytes():
+                        pass
+            reopened = 0
+            with anyio.fail_after(10):
+                while reopened < 2:  # both idle sessions expire, the one with the stream too; then two more fit
+                    status = (await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS)).status_code
+                    reopened += status == 200
+                    await anyio.sleep(0 if status == 200 else 0.2)
+            gone = await http.get(server.url, headers=stream_headers)
+
+    assert [r.status_code for r in opened] == [200, 200, 503]
+    assert stream.status_code == 200, "the stream ended on its own, a second after it opened"
+    assert gone.status_code == 404, "then its session expired"
