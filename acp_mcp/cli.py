@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import logging
 import secrets
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import SecretStr
@@ -17,6 +19,9 @@ from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, setting
 from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
+
+if TYPE_CHECKING:
+    from .otel_setup import Exporting
 
 logger = logging.getLogger("acp_mcp")
 
@@ -104,21 +109,37 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
             default_server_id=settings.default_server_id or SANDBOX_SERVER_ID,
         )
         logger.warning("serving against the local ACP sandbox at %s", running.base_url)
+    exporting = set_up_telemetry(settings)
     try:
         application = compose(settings)
         configure_logging(settings.log_level, application.state.redact)  # it also masks callers' keys
         if settings.transport == "streamable-http":
             from .http_server import serve_http
 
-            anyio.run(serve_http, application)
+            metrics = exporting.metrics_text if exporting is not None and settings.metrics else None
+            anyio.run(functools.partial(serve_http, application, metrics=metrics))
         else:
             from .stdio import serve_stdio
 
             anyio.run(run_until_signalled, lambda: serve_stdio(application.server))
     finally:
+        if exporting is not None:
+            exporting.shutdown()
         if running is not None:
             running.close()
     return 0
+
+
+def set_up_telemetry(settings: Settings) -> Exporting | None:
+    """The OpenTelemetry SDK set up from the ``OTEL_*`` variables when the ``otel`` extra is installed; else None,
+    and nothing of it imported (``ACP_MCP_METRICS`` needs the extra)."""
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        if settings.metrics:
+            raise ConfigError("ACP_MCP_METRICS needs the OpenTelemetry SDK: pip install 'acp-mcp[otel]'")
+        return None
+    from .otel_setup import set_up
+
+    return set_up(prometheus=settings.metrics)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -184,6 +184,20 @@ class Settings:
     log_level: LogLevel = _setting(
         "WARNING", "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
     )
+    trace_content: bool = _setting(
+        False,
+        "ACP_MCP_TRACE_CONTENT",
+        "--trace-content",
+        "with OpenTelemetry: put each tool call's arguments and result (redacted) on its span",
+        parse_bool,
+    )
+    metrics: bool = _setting(
+        False,
+        "ACP_MCP_METRICS",
+        "--metrics",
+        "streamable HTTP, with the otel extra: serve the metrics as Prometheus text at GET /metrics (no caller token)",
+        parse_bool,
+    )
     transport: Transport = _setting("stdio", "ACP_MCP_TRANSPORT", "--transport", "stdio or streamable-http", _transport)
     host: str = _setting(DEFAULT_HOST, "ACP_MCP_HOST", "--host", "streamable HTTP: address to listen on", str)
     port: int = _setting(DEFAULT_PORT, "ACP_MCP_PORT", "--port", "streamable HTTP: port to listen on", _port)

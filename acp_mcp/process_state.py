@@ -1,4 +1,4 @@
-"""The per-process state every handler shares: settings, clock, redactor, boundary, the callers, the watcher."""
+"""The per-process state every handler shares: settings, clock, redactor, boundary, callers, watcher, telemetry."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .callers import Callers
 from .clock import Clock
 from .config import Settings
 from .redaction import Redactor
+from .telemetry import Telemetry
 from .watching import RunWatcher
 
 
@@ -25,3 +26,4 @@ class ProcessState:
     boundary: Boundary
     callers: Callers
     watcher: RunWatcher
+    telemetry: Telemetry

@@ -90,6 +90,8 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("read-only-empty", {"ACP_MCP_READ_ONLY": ""}, "read_only", False),
     ("resource-links", {"ACP_MCP_RESOURCE_LINKS": "1"}, "resource_links", True),
     ("log-level", {"ACP_MCP_LOG_LEVEL": " debug "}, "log_level", "DEBUG"),
+    ("trace-content", {"ACP_MCP_TRACE_CONTENT": "true"}, "trace_content", True),
+    ("metrics", {"ACP_MCP_METRICS": "1"}, "metrics", True),
     ("transport", {"ACP_MCP_TRANSPORT": "Streamable-HTTP"}, "transport", "streamable-http"),
     ("host", {"ACP_MCP_HOST": "0.0.0.0"}, "host", "0.0.0.0"),
     ("port-any", {"ACP_MCP_PORT": "0"}, "port", 0),

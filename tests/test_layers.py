@@ -28,6 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "config",
         "arguments",
         "schemas",
+        "telemetry",
     ),
     "api": ("client", "retries"),
     "runs": (
@@ -50,6 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tasks",
         "subscriptions",
         "completions",
+        "instrumentation",
         "server",
         "composition",
     ),
@@ -62,6 +64,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "stdio",
         "http_server",
         "shutdown",
+        "otel_setup",
         "cli",
         "demo",
         "__main__",
