@@ -67,7 +67,7 @@ def set_up(*, prometheus: bool, environ: Mapping[str, str] | None = None) -> Exp
         readers = [PeriodicExportingMetricReader(_metric_exporter(n)) for n in _exporters(env, "METRICS")]
     registry = CollectorRegistry() if prometheus else None
     if registry is not None:
-        readers.append(PrometheusMetricReader(disable_target_info=True, registry=registry))
+        readers.append(PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry))
     tracer_provider = None
     if span_exporters:
         tracer_provider = TracerProvider(resource=resource)

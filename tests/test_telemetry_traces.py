@@ -97,6 +97,12 @@ async def test_one_trace_runs_from_the_client_through_acp_mcp_to_the_api(sandbox
     assert {trace for trace, _ in parents} == {trace_id}
     assert [by_id[parent].name for _, parent in parents] == [start.name] + [f"GET {EVENTS}"] * (len(requests) - 1)
 
+    # The metrics went the same way (sent at exit at the latest).
+    assert {"mcp.method.name": "tools/call", "gen_ai.tool.name": "start_agent_run"} in receiver.metrics[
+        "mcp.server.operation.duration"
+    ]
+    assert {labels["url.template"] for labels in receiver.metrics["http.client.request.duration"]} == {RUNS, EVENTS}
+
     # Never the key, the prompt or the output.
     exported = json.dumps([span.attributes for span in receiver.spans] + [span.events for span in receiver.spans])
     assert API_KEY not in exported and "confidential-prompt-words" not in exported
