@@ -15,8 +15,9 @@ import anyio
 from pydantic import SecretStr
 
 from . import __version__
-from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, settings_fields
+from .config import DEFAULT_BASE_URL, ConfigError, LogFormat, Settings, parse_bool, settings_fields
 from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE
+from .logs import formatter
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
 
@@ -76,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str, redact: Redactor) -> None:
-    """Log to stderr only (stdout belongs to the protocol), with secrets masked."""
+def configure_logging(level: str, redact: Redactor, log_format: LogFormat) -> None:
+    """Log to stderr only (stdout belongs to the protocol), with secrets masked, as text or JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(log_format))
     handler.addFilter(RedactingFilter(redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -112,7 +113,7 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
     exporting = set_up_telemetry(settings)
     try:
         application = compose(settings)
-        configure_logging(settings.log_level, application.state.redact)  # it also masks callers' keys
+        configure_logging(settings.log_level, application.state.redact, settings.log_format)  # masks callers' keys
         if settings.transport == "streamable-http":
             from .http_server import serve_http
 
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
-        configure_logging(settings.log_level, Redactor(settings.secrets()))
+        configure_logging(settings.log_level, Redactor(settings.secrets()), settings.log_format)
         if args.command == "demo":
             from .demo import run_demo
 

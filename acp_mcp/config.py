@@ -72,6 +72,16 @@ def _level(text: str) -> LogLevel:
     return cast(LogLevel, level)
 
 
+LogFormat = Literal["text", "json"]
+
+
+def _log_format(text: str) -> LogFormat:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError(f"expected text or json, got {text!r}")
+    return cast(LogFormat, value)
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not 0 <= value <= MAX_WAIT_SECONDS:
@@ -183,6 +193,13 @@ class Settings:
     )
     log_level: LogLevel = _setting(
         "WARNING", "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
+    )
+    log_format: LogFormat = _setting(
+        "text",
+        "ACP_MCP_LOG_FORMAT",
+        "--log-format",
+        "log lines on stderr as text, or json: one object per line, with the trace and span ids inside a span",
+        _log_format,
     )
     trace_content: bool = _setting(
         False,

@@ -29,6 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "arguments",
         "schemas",
         "telemetry",
+        "logs",
     ),
     "api": ("client", "retries"),
     "runs": (
