@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -57,6 +58,13 @@ def readme_section(heading: str) -> str:
     start = text.index(f"## {heading}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else None]
+
+
+def readme_block(heading: str, language: str) -> str:
+    """The first fenced `language` block of a README section, dedented (it may sit in a list item)."""
+    found = re.search(rf"^ *```{language}\n(.*?)^ *```", readme_section(heading), flags=re.S | re.M)
+    assert found is not None, f"no {language} block in the README's {heading} section"
+    return textwrap.dedent(found.group(1))
 
 
 def readme_blocks(heading: str = "Install in your client") -> dict[str, str]:

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from acp_mcp.sandbox import Fault, RunningSandbox
 
 from ._otlp import otlp_receiver
-from ._tooling import http_server
+from ._tooling import http_server, readme_block
 from .conftest import API_KEY, SERVER_ID, sandbox_env, text_of
 
 pytestmark = pytest.mark.anyio
@@ -51,3 +51,4 @@ async def test_json_log_lines_carry_the_trace_of_the_call_that_wrote_them_and_no
     assert (retry["level"], retry["logger"]) == ("INFO", "acp_mcp.client")
     assert retry["time"].endswith("+00:00") and len(retry["time"]) == len("2026-01-01T00:00:00.000+00:00")
     assert API_KEY not in stderr
+    assert json.loads(readme_block("Operating", "json")).keys() == retry.keys()  # the README shows such a line

@@ -33,7 +33,7 @@ from acp_mcp.telemetry import Telemetry
 from acp_mcp.uris import run_uri
 
 from ._http import CALLER_TOKEN, get
-from ._tooling import free_port, heavy_lane, http_server, readme_section
+from ._tooling import free_port, heavy_lane, http_server, readme_block
 from .conftest import FAST_POLLS, SERVER_ID, hanging_run, sandbox_env, text_of, until
 
 pytestmark = pytest.mark.anyio
@@ -213,5 +213,4 @@ async def test_prometheus_scrapes_a_replica_with_the_readme_s_scrape_config(
 
 def _readme_scrape_config() -> str:
     """The Prometheus configuration the README's Operating section gives."""
-    section = readme_section("Operating")
-    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    return readme_block("Operating", "yaml")

@@ -72,7 +72,7 @@ def test_without_the_extra_metrics_are_refused_naming_the_extra(sandbox: Running
 async def test_console_exporters_write_to_stderr_and_stdout_stays_the_protocol(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    env = sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID, OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none")
+    env = sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID, OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="console")
     params = StdioServerParameters(command=sys.executable, args=["-m", "acp_mcp"], env=python_env(**env), cwd=ROOT)
     with (tmp_path / "stderr").open("w+") as errlog:
         async with Client(stdio_client(params, errlog=errlog)) as client:  # a line on stdout that is not JSON-RPC fails
@@ -83,6 +83,7 @@ async def test_console_exporters_write_to_stderr_and_stdout_stays_the_protocol(
     assert not result.is_error, text_of(result)
     assert '"name": "tools/call start_agent_run"' in stderr and '"kind": "SpanKind.SERVER"' in stderr
     assert f'"name": "POST {"/v1/servers/{serverId}/runtime/agent/runs"}"' in stderr
+    assert '"name": "mcp.server.operation.duration"' in stderr  # the metrics, sent as the process exits
 
 
 @pytest.mark.parametrize(
