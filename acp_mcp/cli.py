@@ -110,8 +110,9 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
             default_server_id=settings.default_server_id or SANDBOX_SERVER_ID,
         )
         logger.warning("serving against the local ACP sandbox at %s", running.base_url)
-    exporting = set_up_telemetry(settings)
+    exporting = None
     try:
+        exporting = set_up_telemetry(settings)
         application = compose(settings)
         configure_logging(settings.log_level, application.state.redact, settings.log_format)  # masks callers' keys
         if settings.transport == "streamable-http":

@@ -329,6 +329,11 @@ class Settings:
                 f"the connect page signs users in at the issuer: with {KEK_VARIABLE}, set ACP_MCP_CONNECT_CLIENT_ID "
                 f"and {CONNECT_SECRET_VARIABLE} (a client registered there, redirect URI <origin>/connect/callback)"
             )
+        if self.metrics and self.transport != "streamable-http":
+            raise ConfigError(
+                "ACP_MCP_METRICS serves GET /metrics over streamable HTTP: set ACP_MCP_TRANSPORT=streamable-http "
+                "(over stdio, send the metrics to a collector with OTEL_EXPORTER_OTLP_ENDPOINT)"
+            )
         if self.oauth_issuer is not None and self.http_token is not None:
             raise ConfigError(f"set either {HTTP_TOKEN_VARIABLE} (one static token) or ACP_MCP_OAUTH_ISSUER, not both")
 

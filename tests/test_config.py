@@ -92,7 +92,7 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("log-level", {"ACP_MCP_LOG_LEVEL": " debug "}, "log_level", "DEBUG"),
     ("log-format", {"ACP_MCP_LOG_FORMAT": " JSON "}, "log_format", "json"),
     ("trace-content", {"ACP_MCP_TRACE_CONTENT": "true"}, "trace_content", True),
-    ("metrics", {"ACP_MCP_METRICS": "1"}, "metrics", True),
+    ("metrics", {"ACP_MCP_METRICS": "1", "ACP_MCP_TRANSPORT": "streamable-http"}, "metrics", True),
     ("transport", {"ACP_MCP_TRANSPORT": "Streamable-HTTP"}, "transport", "streamable-http"),
     ("host", {"ACP_MCP_HOST": "0.0.0.0"}, "host", "0.0.0.0"),
     ("port-any", {"ACP_MCP_PORT": "0"}, "port", 0),

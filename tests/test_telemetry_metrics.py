@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -22,6 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp.types import Request, RequestParams
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -33,12 +34,19 @@ from acp_mcp.telemetry import Telemetry
 from acp_mcp.uris import run_uri
 
 from ._http import CALLER_TOKEN, get
+from ._tasks import Wire
 from ._tooling import free_port, heavy_lane, http_server, readme_block
 from .conftest import FAST_POLLS, SERVER_ID, hanging_run, sandbox_env, text_of, until
 
 pytestmark = pytest.mark.anyio
 
 RUNS = "/v1/servers/{serverId}/runtime/agent/runs"
+
+
+class ReadWithoutUri(Request[RequestParams, Literal["resources/read"]]):
+    """``resources/read`` without its ``uri``: the SDK refuses its parameters."""
+
+    method: Literal["resources/read"] = "resources/read"
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], Any]]]:
@@ -77,6 +85,8 @@ async def test_each_mcp_message_and_api_request_is_measured_by_method_tool_error
         )
         with pytest.raises(MCPError):
             await client.get_prompt("no_such_prompt")
+        with pytest.raises(MCPError, match="Invalid request parameters"):
+            await client.session.send_request(ReadWithoutUri(params=RequestParams()), Wire)
 
     assert not waited.is_error and missing.is_error, text_of(waited)
     operations = {
@@ -91,6 +101,7 @@ async def test_each_mcp_message_and_api_request_is_measured_by_method_tool_error
         == 1
     )
     assert operations['{"error.type": "-32602", "mcp.method.name": "prompts/get"}'].count == 1
+    assert operations['{"error.type": "-32602", "mcp.method.name": "resources/read"}'].count == 1
 
     port = urlsplit(sandbox.base_url).port
     where = {"server.address": "127.0.0.1", "server.port": port}

@@ -13,6 +13,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from acp_mcp.cli import main
+from acp_mcp.config import ConfigError, Settings
 from acp_mcp.otel_setup import set_up
 from acp_mcp.sandbox import RunningSandbox
 
@@ -33,6 +34,7 @@ def report():
         json.dump(loaded, out)
 atexit.register(report)
 from acp_mcp.cli import main
+from acp_mcp.config import ConfigError, Settings
 sys.exit(main())
 """
 
@@ -113,6 +115,16 @@ def test_an_exporter_the_extra_cannot_serve_is_one_clear_error(
 
     assert main([]) == 2
     assert capsys.readouterr().err == f"acp-mcp: {message}\n"
+
+
+def test_metrics_over_stdio_are_refused_naming_the_way_they_can_go() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ACP_MCP_METRICS": "true"})
+
+    assert str(caught.value) == (
+        "ACP_MCP_METRICS serves GET /metrics over streamable HTTP: set ACP_MCP_TRANSPORT=streamable-http "
+        "(over stdio, send the metrics to a collector with OTEL_EXPORTER_OTLP_ENDPOINT)"
+    )
 
 
 def test_the_sdk_disabled_sets_up_nothing_whatever_the_endpoints_say() -> None:
