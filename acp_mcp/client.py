@@ -231,7 +231,8 @@ class ACPClient:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:
             deadline = self._clock.now() + UNBOUNDED_CALL_TIMEOUTS * self._settings.request_timeout
-        with self._in_flight(), self._telemetry.api_request(method, path, self._settings.base_url, labels) as call:
+        span = self._telemetry.api_request(method, path, self._settings.base_url, labels, self._redact)
+        with self._in_flight(), span as call:
             self._telemetry.inject(headers)
             attempt = 0
             while True:

@@ -115,9 +115,12 @@ class Telemetry:
         self._meter.create_observable_gauge(name, [observe], unit=unit, description=description)
 
     @contextmanager
-    def api_request(self, method: str, path: str, base_url: str, ids: dict[str, Any]) -> Iterator[ApiCall]:
+    def api_request(
+        self, method: str, path: str, base_url: str, ids: dict[str, Any], redact: Callable[[str], str]
+    ) -> Iterator[ApiCall]:
         """The CLIENT span of one ACP request to `path` below `base_url` (current while it runs, so the
-        headers `inject` fills carry it), and its duration recorded when it ends."""
+        headers `inject` fills carry it), and its duration recorded when it ends. The `ids` a caller sent
+        go on the span through `redact` (a caller may send anything as an id, their key too)."""
         parts = urlsplit(base_url)
         template = url_template(parts.path, path)
         attributes: dict[str, Any] = {
@@ -130,7 +133,7 @@ class Telemetry:
         with self.tracer.start_as_current_span(
             f"{method} {template}",
             kind=SpanKind.CLIENT,
-            attributes={**attributes, **_id_attributes(ids)},
+            attributes={**attributes, **{name: redact(value) for name, value in _id_attributes(ids).items()}},
             record_exception=False,
             set_status_on_exception=False,
         ) as span:

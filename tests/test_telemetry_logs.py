@@ -51,4 +51,7 @@ async def test_json_log_lines_carry_the_trace_of_the_call_that_wrote_them_and_no
     assert (retry["level"], retry["logger"]) == ("INFO", "acp_mcp.client")
     assert retry["time"].endswith("+00:00") and len(retry["time"]) == len("2026-01-01T00:00:00.000+00:00")
     assert API_KEY not in stderr
+    assert span.attributes["acp.run.id"] == "[REDACTED]" and API_KEY not in json.dumps(
+        [s.attributes for s in receiver.spans]
+    )
     assert json.loads(readme_block("Operating", "json")).keys() == retry.keys()  # the README shows such a line
