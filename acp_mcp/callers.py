@@ -40,6 +40,7 @@ from .limits import CONNECTED_KEY_SECONDS, KEYS_FILE_CHECK_SECONDS, MAX_CALLERS
 from .redaction import Redactor
 from .service import RunService
 from .task_ids import TaskIds
+from .telemetry import Telemetry
 from .waiting import PollPolicy
 
 logger = logging.getLogger(__name__)
@@ -196,8 +197,10 @@ class Callers:
         stop_waits: anyio.Event,
         keys_file: KeysFileWatch | None,
         store: KeyStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self.telemetry = telemetry
         self.clock = clock
         self.redact = redact
         self.policy = policy
@@ -280,8 +283,10 @@ class Callers:
     def _make(self, caller: Caller, key: str) -> CallerRuns:
         settings = self.settings if caller.key == self.settings.api_key else replace(self.settings, api_key=caller.key)
         # the caller's key is masked in what its own client reads and says, never in other callers' answers
-        client = ACPClient(settings, redact=self.redact.with_secret(key), clock=self.clock)
-        service = RunService(client, settings, self.policy, self.clock, stop_waits=self.stop_waits)
+        client = ACPClient(settings, redact=self.redact.with_secret(key), clock=self.clock, telemetry=self.telemetry)
+        service = RunService(
+            client, settings, self.policy, self.clock, stop_waits=self.stop_waits, telemetry=self.telemetry
+        )
         bound = "" if caller.principal == PROCESS else caller.identity
         return CallerRuns(caller, client, service, TaskIds(key or None, bound))
 

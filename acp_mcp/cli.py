@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import logging
 import secrets
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import SecretStr
 
 from . import __version__
-from .config import DEFAULT_BASE_URL, ConfigError, Settings, parse_bool, settings_fields
+from .config import DEFAULT_BASE_URL, ConfigError, LogFormat, Settings, parse_bool, settings_fields
 from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE
 from .log_storms import LogStormFilter
+from .logs import formatter
 from .redaction import RedactingFilter, Redactor
 from .shutdown import run_until_signalled
+
+if TYPE_CHECKING:
+    from .otel_setup import Exporting
 
 logger = logging.getLogger("acp_mcp")
 
@@ -72,10 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str, redact: Redactor) -> None:
-    """Log to stderr only (stdout belongs to the protocol), with repeated warnings held back and secrets masked."""
+def configure_logging(level: str, redact: Redactor, log_format: LogFormat) -> None:
+    """Log to stderr only (stdout belongs to the protocol), as text or JSON lines, with repeated warnings held back
+    and secrets masked."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(log_format))
     handler.addFilter(LogStormFilter())
     handler.addFilter(RedactingFilter(redact))
     root = logging.getLogger()
@@ -106,21 +113,38 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
             default_server_id=settings.default_server_id or SANDBOX_SERVER_ID,
         )
         logger.warning("serving against the local ACP sandbox at %s", running.base_url)
+    exporting = None
     try:
+        exporting = set_up_telemetry(settings)
         application = compose(settings)
-        configure_logging(settings.log_level, application.state.redact)  # it also masks callers' keys
+        configure_logging(settings.log_level, application.state.redact, settings.log_format)  # masks callers' keys
         if settings.transport == "streamable-http":
             from .http_server import serve_http
 
-            anyio.run(serve_http, application)
+            metrics = exporting.metrics_text if exporting is not None and settings.metrics else None
+            anyio.run(functools.partial(serve_http, application, metrics=metrics))
         else:
             from .stdio import serve_stdio
 
             anyio.run(run_until_signalled, lambda: serve_stdio(application.server))
     finally:
+        if exporting is not None:
+            exporting.shutdown()
         if running is not None:
             running.close()
     return 0
+
+
+def set_up_telemetry(settings: Settings) -> Exporting | None:
+    """The OpenTelemetry SDK set up from the ``OTEL_*`` variables when the ``otel`` extra is installed; else None,
+    and nothing of it imported (``ACP_MCP_METRICS`` needs the extra)."""
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        if settings.metrics:
+            raise ConfigError("ACP_MCP_METRICS needs the OpenTelemetry SDK: pip install 'acp-mcp[otel]'")
+        return None
+    from .otel_setup import set_up
+
+    return set_up(prometheus=settings.metrics)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
-        configure_logging(settings.log_level, Redactor(settings.secrets()))
+        configure_logging(settings.log_level, Redactor(settings.secrets()), settings.log_format)
         if args.command == "demo":
             from .demo import run_demo
 

@@ -55,6 +55,7 @@ from .limits import (
 from .models import RunEnvelope, RunList, ServerList
 from .redaction import Redactor
 from .retries import RetryPolicy, retry_after
+from .telemetry import Telemetry, default_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,10 @@ class ACPClient:
         retry: RetryPolicy | None = None,
         redact: Redactor | None = None,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._settings = settings
+        self._telemetry = telemetry or default_telemetry()
         self._clock = clock or SystemClock()
         self._redact = redact or Redactor(settings.secrets())
         self._retry = retry or RetryPolicy()
@@ -244,7 +247,9 @@ class ACPClient:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:
             deadline = self._clock.now() + UNBOUNDED_CALL_TIMEOUTS * self._settings.request_timeout
-        with self._in_flight(sync, labels):
+        span = self._telemetry.api_request(method, path, self._settings.base_url, labels, self._redact)
+        with self._in_flight(sync, labels), span as call:
+            self._telemetry.inject(headers)
             attempt = 0
             while True:
                 left = deadline - self._clock.now()
@@ -253,11 +258,13 @@ class ACPClient:
                     if seconds <= 0:
                         raise RequestTimeout(f"No time left to ask {self._settings.base_url}", **labels)
                     response = await self._send(method, path, headers, body, params, seconds, labels)
+                    call.answered(response.status)
                     return response.status, _parsed(response, model, labels)
                 except ACPError as exc:
                     delay = self._retry.delay(method, exc, attempt)
                     if delay is None or self._clock.now() + delay >= deadline:
                         raise
+                    call.retrying(exc, delay)
                     logger.info(
                         "%s %s failed (%s); retry %d in %.2fs", method, path, type(exc).__name__, attempt + 1, delay
                     )

@@ -1,6 +1,6 @@
 """The composition root: the one place that builds the whole object graph from the settings.
 
-Everything is made here, in dependency order, and handed on finished: the clock and redactor, the
+Everything is made here, in dependency order, and handed on finished: the clock, redactor and telemetry, the
 keys file, the callers (each caller's API client, run service and task ids, made on first use, all
 sharing the drain signal the HTTP server sets), the run watcher, the error boundary, the tasks
 extension, the subscription bus, the tools offered and refused. The transports (`stdio`,
@@ -27,6 +27,7 @@ from .process_state import ProcessState
 from .redaction import Redactor
 from .server import ACPServer
 from .tasks import RunTasks
+from .telemetry import Telemetry
 from .tools import TOOLS
 from .waiting import PollPolicy
 from .watching import RunWatcher
@@ -50,9 +51,17 @@ class Application:
     """Signs the connect page's links, sign-in state and sessions (with the store)."""
 
 
-def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Clock | None = None) -> Application:
-    """acp-mcp for `settings` (on `clock`, with `policy` for waits: tests pass virtual time and fast polls)."""
+def compose(
+    settings: Settings,
+    *,
+    policy: PollPolicy | None = None,
+    clock: Clock | None = None,
+    telemetry: Telemetry | None = None,
+) -> Application:
+    """acp-mcp for `settings` (on `clock`, with `policy` for waits: tests pass virtual time and fast polls;
+    recording through `telemetry`, by default the global OpenTelemetry providers')."""
     clock = clock or SystemClock()
+    telemetry = telemetry or Telemetry(clock=clock, content=settings.trace_content)
     policy = policy or PollPolicy()
     redact = Redactor(settings.secrets())
     stop_waits = anyio.Event()
@@ -63,6 +72,11 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
         store = open_key_store(settings.key_store, kek)
         signer = Signer(kek, clock)
         links = ConnectLinks(signer, connect_base(settings.public_url))
+    watcher = RunWatcher(policy, settings.request_timeout, clock)
+    telemetry.gauge("acp_mcp.watched_runs", "{run}", "Runs polled for subscribers now.", lambda: len(watcher.watched))
+    telemetry.gauge(
+        "acp_mcp.draining", "", "1 while the server drains after SIGTERM, else 0.", lambda: int(stop_waits.is_set())
+    )
     state = ProcessState(
         settings=settings,
         clock=clock,
@@ -76,9 +90,11 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
             stop_waits=stop_waits,
             keys_file=keys_file,
             store=store,
+            telemetry=telemetry,
         ),
-        watcher=RunWatcher(policy, settings.request_timeout, clock),
+        watcher=watcher,
         waits=WaitSlots(settings.max_waits),
+        telemetry=telemetry,
     )
     verifier = None
     if settings.oauth_issuer and settings.public_url:

@@ -77,6 +77,16 @@ def _level(text: str) -> LogLevel:
     return cast(LogLevel, level)
 
 
+LogFormat = Literal["text", "json"]
+
+
+def _log_format(text: str) -> LogFormat:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError(f"expected text or json, got {text!r}")
+    return cast(LogFormat, value)
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not 0 <= value <= MAX_WAIT_SECONDS:
@@ -188,6 +198,27 @@ class Settings:
     )
     log_level: LogLevel = _setting(
         "WARNING", "ACP_MCP_LOG_LEVEL", "--log-level", "log level on stderr (DEBUG, INFO, WARNING, ERROR)", _level
+    )
+    log_format: LogFormat = _setting(
+        "text",
+        "ACP_MCP_LOG_FORMAT",
+        "--log-format",
+        "log lines on stderr as text, or json: one object per line, with the trace and span ids inside a span",
+        _log_format,
+    )
+    trace_content: bool = _setting(
+        False,
+        "ACP_MCP_TRACE_CONTENT",
+        "--trace-content",
+        "with OpenTelemetry: put each tool call's arguments and result (redacted) on its span",
+        parse_bool,
+    )
+    metrics: bool = _setting(
+        False,
+        "ACP_MCP_METRICS",
+        "--metrics",
+        "streamable HTTP, with the otel extra: serve the metrics as Prometheus text at GET /metrics (no caller token)",
+        parse_bool,
     )
     transport: Transport = _setting("stdio", "ACP_MCP_TRANSPORT", "--transport", "stdio or streamable-http", _transport)
     host: str = _setting(DEFAULT_HOST, "ACP_MCP_HOST", "--host", "streamable HTTP: address to listen on", str)
@@ -344,6 +375,11 @@ class Settings:
             raise ConfigError(
                 f"the connect page signs users in at the issuer: with {KEK_VARIABLE}, set ACP_MCP_CONNECT_CLIENT_ID "
                 f"and {CONNECT_SECRET_VARIABLE} (a client registered there, redirect URI <origin>/connect/callback)"
+            )
+        if self.metrics and self.transport != "streamable-http":
+            raise ConfigError(
+                "ACP_MCP_METRICS serves GET /metrics over streamable HTTP: set ACP_MCP_TRANSPORT=streamable-http "
+                "(over stdio, send the metrics to a collector with OTEL_EXPORTER_OTLP_ENDPOINT)"
             )
         if self.oauth_issuer is not None and self.http_token is not None:
             raise ConfigError(f"set either {HTTP_TOKEN_VARIABLE} (one static token) or ACP_MCP_OAUTH_ISSUER, not both")

@@ -16,7 +16,7 @@ import json
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import anyio
@@ -85,10 +85,10 @@ class FrontDoor:
     """The outermost ASGI layer: health endpoints, refusal while draining, and every request in flight.
 
     ``GET /healthz`` answers 200 while the process is up; ``GET /readyz`` 200 while serving, 503 before
-    start-up completes and from the moment a drain is announced (`leaving`). Both are cheap, never touch the
-    API, and sit before the caller token and the Host checks, for load balancers and orchestrators. Once
-    `draining`, every other request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer
-    sends it elsewhere.
+    start-up completes and from the moment a drain is announced (`leaving`); ``GET /metrics``, with `metrics`
+    (``ACP_MCP_METRICS``), the metrics in Prometheus text. All are cheap, never touch the API, and sit before the
+    caller token and the Host checks, for load balancers, orchestrators and scrapers. Once `draining`, every
+    other request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer sends it elsewhere.
 
     Each request runs in its own cancel scope; a GET (a stream of server messages) ends after `stream_seconds`
     (its client reconnects), so an open stream cannot hold a session forever. `end_streams` ends the GET
@@ -96,8 +96,11 @@ class FrontDoor:
     yet, else the end of its stream), so shutdown never leaves tracebacks behind.
     """
 
-    def __init__(self, app: ASGIApp, *, stream_seconds: float = MAX_STREAM_SECONDS) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Callable[[], bytes] | None = None, *, stream_seconds: float = MAX_STREAM_SECONDS
+    ) -> None:
         self._app = app
+        self._metrics = metrics
         self._stream_seconds = stream_seconds
         self._scopes: dict[anyio.CancelScope, bool] = {}  # each request's scope -> whether it is a GET stream
         self.ready = False
@@ -117,6 +120,9 @@ class FrontDoor:
             return
         if scope["method"] in ("GET", "HEAD") and scope["path"] in HEALTH_PATHS:
             await self._health(scope["path"], send)
+            return
+        if scope["method"] == "GET" and scope["path"] == METRICS_PATH and self._metrics is not None:
+            await _answer(send, 200, self._metrics(), content_type=PROMETHEUS_TEXT)
             return
         if self.draining:
             await _answer(send, 503, b"draining: send the request again", [(b"retry-after", b"1")], close=True)
@@ -176,6 +182,8 @@ class FrontDoor:
 
 
 HEALTH_PATHS = ("/healthz", "/readyz")
+METRICS_PATH = "/metrics"
+PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 async def _answer(
@@ -186,9 +194,10 @@ async def _answer(
     *,
     json: bool = False,
     close: bool = False,
+    content_type: bytes | None = None,
 ) -> None:
-    """A complete small response."""
-    kind = b"application/json" if json else b"text/plain"
+    """A complete small response (plain text, unless `json` or `content_type` say otherwise)."""
+    kind = content_type or (b"application/json" if json else b"text/plain")
     extra = [(b"connection", b"close")] if close else []
     start = {
         "type": "http.response.start",
@@ -225,8 +234,9 @@ def host_check(app: ASGIApp, settings: Settings) -> HostCheck:
     return HostCheck(app, any_port=names, hosts=[*settings.allowed_hosts, *public], origins=settings.allowed_origins)
 
 
-def http_app(application: Application) -> FrontDoor:
-    """The streamable HTTP app at `MCP_PATH`: the caller gate, behind the caller token when one is set."""
+def http_app(application: Application, metrics: Callable[[], bytes] | None = None) -> FrontDoor:
+    """The streamable HTTP app at `MCP_PATH`: the caller gate, behind the caller token when one is set; `metrics`
+    renders ``GET /metrics``."""
     settings, state = application.state.settings, application.state
     app: ASGIApp = application.server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -251,7 +261,7 @@ def http_app(application: Application) -> FrontDoor:
     app = host_check(app, settings)
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
-    return FrontDoor(app, stream_seconds=min(MAX_STREAM_SECONDS, settings.session_idle_seconds))
+    return FrontDoor(app, metrics, stream_seconds=min(MAX_STREAM_SECONDS, settings.session_idle_seconds))
 
 
 def _connect_page(application: Application) -> ConnectPage | None:
@@ -347,7 +357,7 @@ async def _end_sessions(manager: StreamableHTTPSessionManager) -> None:
         await transport.terminate()
 
 
-async def serve_http(application: Application) -> None:
+async def serve_http(application: Application, *, metrics: Callable[[], bytes] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then leave and drain. Leave: at once not ready (``/readyz`` 503), serving on
     for ``drain_delay_seconds`` after a SIGTERM so a balancer stops sending requests here first. Drain: refuse
     new requests (503), end the streams and the waits in flight early with their normal result, let the API
@@ -356,7 +366,7 @@ async def serve_http(application: Application) -> None:
     server, settings = application.server, application.state.settings
     check_exposure(settings)
     sock = listen(settings.host, settings.port)
-    app = http_app(application)
+    app = http_app(application, metrics)
     web = _web_server(app, settings)
     async with anyio.create_task_group() as group:
         # The session manager is entered here, not in uvicorn's lifespan, so that on a signal the

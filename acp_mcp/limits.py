@@ -225,3 +225,9 @@ DEMO_PACE = 0.2
 """The demo's sandbox pace: its runs finish within the demo's waits in a second or two."""
 DEFAULT_SANDBOX_PORT = 8765
 """The standalone sandbox's port: clear of the MCP server's."""
+
+# -- what telemetry records ------------------------------------------------------------------------
+
+TRACE_CONTENT_CHARS = 4_000
+"""With ``ACP_MCP_TRACE_CONTENT``, a tool call's arguments and result go on its span cut here: collectors
+drop or truncate larger attributes, and a result is under 25,000 characters anyway."""

@@ -1,4 +1,5 @@
-"""The per-process state every handler shares: settings, clock, redactor, boundary, callers, watcher, wait slots."""
+"""The per-process state every handler shares: settings, clock, redactor, boundary, callers, watcher, wait slots,
+telemetry."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .callers import Callers
 from .clock import Clock
 from .config import Settings
 from .redaction import Redactor
+from .telemetry import Telemetry
 from .watching import RunWatcher
 
 
@@ -27,3 +29,4 @@ class ProcessState:
     callers: Callers
     watcher: RunWatcher
     waits: WaitSlots
+    telemetry: Telemetry

@@ -43,6 +43,7 @@ from pydantic import AnyHttpUrl
 
 from . import __version__
 from .completions import complete_run_argument
+from .instrumentation import OperationMetrics
 from .limits import LIST_TTL_MS
 from .messages import CONNECT_PROMPT, connect_refusal, read_only_refusal, scope_refusal
 from .oauth import JWTVerifier, tool_scope
@@ -115,6 +116,7 @@ class ACPServer(MCPServer):
             extensions=list(extensions),
             token_verifier=verifier,
             auth=auth,
+            middleware=[OperationMetrics(state.telemetry, state.redact)],
         )
         self.state = state
         self.refused_tools = frozenset(spec.name for spec in refused)

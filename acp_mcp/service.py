@@ -46,6 +46,7 @@ from .messages import (
 from .models import Event, Run, RunEnvelope
 from .repeats import AbandonedStart, AbandonedStarts
 from .results import Outcome, RunListResult, RunResult, shape_list, shape_run
+from .telemetry import Telemetry, default_telemetry
 from .waiting import Poll, PollPolicy, ProgressTicker, Report, progress_ticker, wait_for_run
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,10 @@ class RunService:
         clock: Clock | None = None,
         *,
         stop_waits: anyio.Event | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.client = client
+        self.telemetry = telemetry or default_telemetry()
         self.settings = settings
         self.policy = policy or PollPolicy()
         self.clock = clock or SystemClock()
@@ -274,15 +277,16 @@ class RunService:
         poll = self._poller(call, run_id, envelope.events)
         stop = self.stop_waits
         try:
-            envelope = await wait_for_run(
-                envelope,
-                poll,
-                until=call.wait_until,
-                policy=self.policy,
-                clock=self.clock,
-                seen=ticker.update,
-                stop=stop,
-            )
+            with self.telemetry.waiting(call.server_id, run_id):
+                envelope = await wait_for_run(
+                    envelope,
+                    poll,
+                    until=call.wait_until,
+                    policy=self.policy,
+                    clock=self.clock,
+                    seen=ticker.update,
+                    stop=stop,
+                )
         except ACPError as exc:
             logger.warning("polling run %s stopped: %s", run_id, exc)
             notes.append(polling_failed_note(exc))
@@ -314,6 +318,10 @@ class RunService:
         light_exists = True
 
         async def poll() -> RunEnvelope:
+            with self.telemetry.poll(call.server_id, run_id):
+                return await fetch()
+
+        async def fetch() -> RunEnvelope:
             nonlocal few_events, light_exists
             if not few_events and light_exists:
                 try:

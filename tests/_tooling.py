@@ -16,10 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
@@ -56,6 +59,13 @@ def readme_section(heading: str) -> str:
     start = text.index(f"## {heading}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else None]
+
+
+def readme_block(heading: str, language: str) -> str:
+    """The first fenced `language` block of a README section, dedented (it may sit in a list item)."""
+    found = re.search(rf"^ *```{language}\n(.*?)^ *```", readme_section(heading), flags=re.S | re.M)
+    assert found is not None, f"no {language} block in the README's {heading} section"
+    return textwrap.dedent(found.group(1))
 
 
 def readme_blocks(heading: str = "Install in your client") -> dict[str, str]:
@@ -150,6 +160,20 @@ def python_env(**extra: str) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {name: os.environ[name] for name in ("PATH", "SYSTEMROOT") if name in os.environ}
     return env | measured() | {"PYTHONPATH": path} | extra
+
+
+@contextmanager
+def loopback_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server answering with `handler` on a free loopback port (yielded), for the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def free_port() -> int:

@@ -34,7 +34,7 @@ SERVER_ID = "srv_test"
 FAST_PACE = 0.01
 FAST_POLLS = PollPolicy(first_interval=0.02, factor=1.5, max_interval=0.2, progress_interval=0.1, grace=1.0)
 
-_ENV_PREFIXES = ("COMPUTER_AGENTS_", "TESTBASE_", "ACP_MCP_", "ACP_SERVER_ID", "ACP_SANDBOX_")
+_ENV_PREFIXES = ("COMPUTER_AGENTS_", "TESTBASE_", "ACP_MCP_", "ACP_SERVER_ID", "ACP_SANDBOX_", "OTEL_")
 
 
 COMPAT_SUITE = "tests/compat/"
@@ -60,7 +60,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own key, base URL or server settings."""
+    """No test sees the developer's own key, base URL, server settings or OpenTelemetry exporters."""
     for name in list(os.environ):
         if name.startswith(_ENV_PREFIXES):
             monkeypatch.delenv(name)

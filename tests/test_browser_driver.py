@@ -4,16 +4,16 @@ Chromium fills and submits a real form, and reports the page it lands on and any
 from __future__ import annotations
 
 import html
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
 
 from ._browser import drive_form, run_browser_job
+from ._tooling import loopback_http
 
 pytestmark = pytest.mark.external
 
@@ -75,17 +75,10 @@ def site() -> Iterator[Site]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    site.port = server.server_address[1]
-    site.url = f"http://127.0.0.1:{site.port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback_http(Handler) as port:
+        site.port = port
+        site.url = f"http://127.0.0.1:{port}"
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_key_typed_into_the_form_is_posted_and_the_browser_lands_on_the_servers_answer(
