@@ -20,13 +20,15 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextResourceContents
 
-from acp_mcp.limits import DEFAULT_MAX_WAITS, EXIT_SECONDS, GRACE_SECONDS
-from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.composition import compose
+from acp_mcp.config import Settings
+from acp_mcp.limits import DEFAULT_MAX_WAITS, EXIT_SECONDS, GRACE_SECONDS, MAX_API_CONNECTIONS
+from acp_mcp.sandbox import Fault, RunningSandbox
 from acp_mcp.uris import run_uri
 
 from ._http import CALLER_TOKEN, INITIALIZE, MCP_HEADERS, bearer, get
 from ._tooling import http_server
-from .conftest import SERVER_ID, api_requests, hanging_run, sandbox_env, text_of, until
+from .conftest import FAST_POLLS, SERVER_ID, api_requests, error_text, hanging_run, sandbox_env, text_of, until
 from .test_slow_clients import PARTIAL_HEADERS, STALLED_BODY, all_closed_by
 
 pytestmark = [pytest.mark.external, pytest.mark.anyio]
@@ -255,3 +257,27 @@ def drained(sock: socket.socket) -> int:
         while chunk := sock.recv(1 << 20):
             total += len(chunk)
     return total
+
+
+async def test_a_call_that_finds_every_api_connection_busy_is_told_busy_not_unreachable(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    """100 calls hold all of a caller's API connections (the API answers each after 8 s); one more waits 5 s for
+    a connection, then is answered "busy", and nothing of it reached the API."""
+    patient = settings.with_overrides(request_timeout=30.0)  # the slow answers hold their connections
+    async with Client(compose(patient, policy=FAST_POLLS).server) as client:
+        run_id = await hanging_run(client)
+        sandbox.state.inject(Fault(kind="slow", method="GET", delay=8, times=MAX_API_CONNECTIONS))
+        arguments = {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 0}
+        async with anyio.create_task_group() as group:
+            for _ in range(MAX_API_CONNECTIONS):
+                group.start_soon(client.call_tool, "get_agent_run", arguments)
+            await until(lambda: len(api_requests(sandbox, method="GET")) == MAX_API_CONNECTIONS)
+            busy = await client.call_tool("get_agent_run", arguments)
+            reached = len(api_requests(sandbox, method="GET"))
+
+    assert error_text(busy, "get_agent_run") == (
+        f"This MCP server is busy (all {MAX_API_CONNECTIONS} connections to the ACP API are in use); nothing was "
+        "sent to the ACP API. Retry the same call in 5s."
+    )
+    assert reached == MAX_API_CONNECTIONS
