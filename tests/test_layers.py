@@ -50,6 +50,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tasks",
         "subscriptions",
         "completions",
+        "run_view",
         "server",
         "composition",
     ),

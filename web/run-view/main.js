@@ -1,0 +1,185 @@
+// The run view (ui://acp-mcp/run.html): shows the run a tool returned, follows it while it goes on, and continues
+// or cancels it. Every call goes through the host (App.callServerTool), so the host's approval rules apply; the view
+// itself makes no network request.
+
+import { App, applyDocumentTheme, applyHostFonts, applyHostStyleVariables } from "@modelcontextprotocol/ext-apps";
+import { isTerminal, render } from "./render.js";
+
+/** Each follow-up check waits this long on the server for the run to end (well under the tools' 600 s limit). */
+const FOLLOW_WAIT_SECONDS = 5;
+/** At least this long between two checks, even when the server answers at once. */
+const MIN_CHECK_GAP_MS = 1000;
+/** Events per "load earlier" page and per follow-up check (the tools' default window). */
+const EVENTS_PAGE = 20;
+
+const model = {
+  result: null, // the structured content of the last run result
+  events: new Map(), // index within all the run's events -> event
+  error: null, // the text of the last failed call, as the model would read it
+  following: false,
+  busy: false, // a continue, cancel or page load in flight
+};
+let closed = false;
+let ticker = null;
+
+const app = new App({ name: "acp-mcp run view", version: "1" }, {}, { autoResize: true });
+
+function show() {
+  render(model);
+  const going = model.result?.run && !isTerminal(model.result.run);
+  if (going && ticker === null) ticker = setInterval(show, 1000);
+  if (!going && ticker !== null) {
+    clearInterval(ticker);
+    ticker = null;
+  }
+}
+
+function textOf(result) {
+  return (result?.content ?? [])
+    .filter((block) => block.type === "text")
+    .map((block) => block.text)
+    .join("\n");
+}
+
+/** A tools/call through the host; a refused or failed request comes back as an error result with its message. */
+async function call(name, args) {
+  try {
+    return await app.callServerTool({ name, arguments: args });
+  } catch (error) {
+    return { isError: true, content: [{ type: "text", text: String(error?.message ?? error) }] };
+  }
+}
+
+/** Take in a tool result: its run, status and events; false (and the error shown) when it failed. */
+function accept(result, { keepStatus = false } = {}) {
+  const structured = result?.structuredContent;
+  if (result?.isError || !structured?.run) {
+    model.error = textOf(result) || "The tool returned no run.";
+    return false;
+  }
+  model.error = null;
+  if (structured.run.id !== model.result?.run?.id) model.events = new Map();
+  (structured.events ?? []).forEach((event, i) => model.events.set((structured.eventOffset ?? 0) + i, event));
+  if (!keepStatus) model.result = structured;
+  else model.result = { ...model.result, eventsTotal: structured.eventsTotal ?? model.result.eventsTotal };
+  return true;
+}
+
+function ids() {
+  return { serverId: model.result.serverId, resourceRunId: model.result.run.id };
+}
+
+/** The index after the last event held, so each check lists only what is new. */
+function nextEventIndex() {
+  const indices = [...model.events.keys()];
+  return indices.length ? Math.max(...indices) + 1 : (model.result?.eventOffset ?? 0);
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Check the run with get_agent_run (each check waits up to FOLLOW_WAIT_SECONDS) until it ends or the view closes. */
+async function follow() {
+  if (model.following || closed) return;
+  model.following = true;
+  show();
+  try {
+    while (!closed && model.result?.run && !isTerminal(model.result.run)) {
+      const started = Date.now();
+      const result = await call("get_agent_run", {
+        ...ids(),
+        waitSeconds: FOLLOW_WAIT_SECONDS,
+        maxEvents: EVENTS_PAGE,
+        eventOffset: nextEventIndex(),
+      });
+      if (closed || !accept(result)) break;
+      show();
+      const gap = MIN_CHECK_GAP_MS - (Date.now() - started);
+      if (gap > 0 && !isTerminal(model.result.run)) await pause(gap);
+    }
+  } finally {
+    model.following = false;
+    show();
+  }
+}
+
+async function act(work) {
+  model.busy = true;
+  show();
+  try {
+    await work();
+  } finally {
+    model.busy = false;
+    show();
+  }
+  follow();
+}
+
+function onContinue(event) {
+  event.preventDefault();
+  const input = document.getElementById("follow-up");
+  const content = input.value.trim();
+  if (!content || !model.result?.run) return;
+  act(async () => {
+    // waitSeconds 0: the view follows the new turn itself, so its controls stay usable meanwhile
+    if (accept(await call("continue_agent_run", { ...ids(), content, waitSeconds: 0 }))) input.value = "";
+  });
+}
+
+function onCancel() {
+  if (!model.result?.run) return;
+  act(async () => {
+    accept(await call("cancel_agent_run", ids()));
+  });
+}
+
+function onEarlier() {
+  const first = Math.min(...model.events.keys());
+  const offset = Math.max(0, first - EVENTS_PAGE);
+  act(async () => {
+    accept(
+      await call("get_agent_run", { ...ids(), waitSeconds: 0, maxEvents: first - offset, eventOffset: offset }),
+      { keepStatus: true },
+    );
+  });
+}
+
+function applyHostContext(context) {
+  if (context?.theme) applyDocumentTheme(context.theme);
+  if (context?.styles?.variables) applyHostStyleVariables(context.styles.variables);
+  if (context?.styles?.css?.fonts) applyHostFonts(context.styles.css.fonts);
+}
+
+function stop() {
+  closed = true;
+  if (ticker !== null) clearInterval(ticker);
+  ticker = null;
+}
+
+app.ontoolresult = (params) => {
+  accept(params);
+  show();
+  follow();
+};
+app.onhostcontextchanged = applyHostContext;
+app.onteardown = async () => {
+  stop();
+  return {};
+};
+window.addEventListener("pagehide", stop);
+
+document.getElementById("continue-form").addEventListener("submit", onContinue);
+document.getElementById("follow-up").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) onContinue(event);
+});
+document.getElementById("cancel").addEventListener("click", onCancel);
+document.getElementById("earlier").addEventListener("click", onEarlier);
+document.getElementById("refresh").addEventListener("click", () => follow());
+
+show();
+app.connect().then(
+  () => applyHostContext(app.getHostContext()),
+  (error) => {
+    model.error = `The view could not connect to the host: ${error?.message ?? error}`;
+    show();
+  },
+);

@@ -1,0 +1,122 @@
+// Rendering of the run view: text only (textContent), never HTML from the API.
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const $ = (id) => document.getElementById(id);
+
+/** "1m 05s" for a number of seconds (negative counts as 0). */
+export function duration(seconds) {
+  const total = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h > 0) return `${h}h ${String(m).padStart(2, "0")}m`;
+  if (m > 0) return `${m}m ${String(s).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+/** Seconds the run has taken: to its completion, or (still going) to now. */
+export function elapsed(run, now = Date.now()) {
+  const start = Date.parse(run?.createdAt ?? "");
+  if (Number.isNaN(start)) return null;
+  const end = Date.parse(run?.completedAt ?? "");
+  return ((Number.isNaN(end) ? now : end) - start) / 1000;
+}
+
+export function isTerminal(run) {
+  return TERMINAL.has(run?.status ?? "");
+}
+
+/** The status line: "Running · 12s", "Completed in 1m 05s". */
+export function statusText(run, following) {
+  const status = run?.status ?? "unknown";
+  const label = status.charAt(0).toUpperCase() + status.slice(1);
+  const seconds = elapsed(run);
+  if (isTerminal(run)) return seconds === null ? label : `${label} in ${duration(seconds)}`;
+  const time = seconds === null ? "" : ` · ${duration(seconds)}`;
+  return `${label}${time}${following ? " · following" : ""}`;
+}
+
+function setText(id, text) {
+  const element = $(id);
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function eventItem(index, event) {
+  const item = document.createElement("li");
+  item.className = `event level-${(event.logLevel ?? "info").replace(/[^a-z]/gi, "")}`;
+  item.dataset.index = String(index);
+  const head = document.createElement("div");
+  head.className = "event-head";
+  const role = document.createElement("span");
+  role.className = "role";
+  role.textContent = event.role ?? "event";
+  head.append(role);
+  if (event.logType) {
+    const type = document.createElement("span");
+    type.className = "type";
+    type.textContent = event.logType;
+    head.append(type);
+  }
+  const when = Date.parse(event.createdAt ?? "");
+  if (!Number.isNaN(when)) {
+    const time = document.createElement("time");
+    time.dateTime = event.createdAt;
+    time.textContent = new Date(when).toISOString().slice(11, 19);
+    head.append(time);
+  }
+  const content = document.createElement("p");
+  content.className = "content";
+  content.textContent = event.content ?? "";
+  item.append(head, content);
+  return item;
+}
+
+/** Show `model` (see main.js): the run, its events, notes, error and which actions apply. */
+export function render(model) {
+  const { result, events, error, following, busy } = model;
+  const run = result?.run;
+  $("view").setAttribute("aria-busy", result ? "false" : "true");
+  $("view").dataset.status = run?.status ?? "";
+  setText("title", run?.title || (run?.id ? `Run ${run.id}` : "Agent run"));
+  setText("status", run ? statusText(run, following) : "Waiting for the run…");
+  $("status").className = `status status-${(run?.status ?? "none").replace(/[^a-z]/gi, "")}`;
+  const meta = [];
+  if (result?.serverId) meta.push(`Server ${result.serverId}`);
+  if (run?.id) meta.push(`Run ${run.id}`);
+  setText("meta", meta.join(" · "));
+
+  const output = run?.output ?? "";
+  const runError = run?.error ? `Error: ${run.error}` : "";
+  setText("output", [output, runError].filter(Boolean).join("\n\n") || (isTerminal(run) ? "No output." : "No output yet."));
+
+  const notes = $("notes");
+  notes.replaceChildren(
+    ...(result?.notes ?? []).map((note) => {
+      const item = document.createElement("li");
+      item.textContent = note;
+      return item;
+    }),
+  );
+
+  const errorBox = $("error");
+  errorBox.hidden = !error;
+  setText("error", error ?? "");
+
+  const indices = [...events.keys()].sort((a, b) => a - b);
+  const list = $("events");
+  const sameRun = list.dataset.run === (run?.id ?? "");
+  const shown = new Map(sameRun ? [...list.children].map((item) => [Number(item.dataset.index), item]) : []);
+  list.dataset.run = run?.id ?? "";
+  list.replaceChildren(...indices.map((index) => shown.get(index) ?? eventItem(index, events.get(index))));
+  const total = result?.eventsTotal ?? indices.length;
+  setText("events-count", total ? `(${indices.length} of ${total})` : "");
+  const earlier = $("earlier");
+  earlier.hidden = !(indices.length && indices[0] > 0);
+  earlier.disabled = busy;
+
+  const terminal = isTerminal(run);
+  $("send").disabled = busy || !run || !terminal;
+  $("follow-up").disabled = busy || !run || !terminal;
+  $("cancel").disabled = busy || !run || terminal;
+  $("refresh").hidden = !run || terminal || following;
+}
