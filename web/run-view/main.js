@@ -115,7 +115,7 @@ async function act(work) {
 }
 
 function onContinue(event) {
-  event.preventDefault();
+  event?.preventDefault();
   const input = document.getElementById("follow-up");
   const content = input.value.trim();
   if (!content || !model.result?.run) return;
@@ -167,7 +167,7 @@ app.onteardown = async () => {
 };
 window.addEventListener("pagehide", stop);
 
-document.getElementById("continue-form").addEventListener("submit", onContinue);
+document.getElementById("send").addEventListener("click", onContinue);
 document.getElementById("follow-up").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) onContinue(event);
 });

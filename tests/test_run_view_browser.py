@@ -1,0 +1,151 @@
+"""The run view in a real browser: a web host built on the pinned ext-apps AppBridge (tests/app_host.mjs, headless
+Chromium) renders it for tool calls made over streamable HTTP to an acp-mcp process on the sandbox.
+
+The sandbox runs on a virtual clock, so a run stays queued, then running, until the test moves time on; the view
+follows it on its own meanwhile. Screenshots go to test-artifacts/run-view (gitignored).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acp_mcp.clock import VirtualClock
+from acp_mcp.run_view import RUN_VIEW_URI
+from acp_mcp.sandbox import RunningSandbox
+
+from ._app_host import AppHost, app_host
+from ._tooling import ROOT, HttpServer, http_server
+from .conftest import FAST_PACE, SERVER_ID, api_calls, api_requests, runs_path, sandbox_env
+
+pytestmark = pytest.mark.external
+
+ARTIFACTS = ROOT / "test-artifacts" / "run-view"
+VIEW_WAIT = 30.0
+"""Seconds for the view to show what the sandbox did: its checks wait up to 5 s each, on a loaded machine."""
+
+
+@pytest.fixture
+def run_clock(sandbox: RunningSandbox) -> VirtualClock:
+    """The sandbox on virtual time starting now (the view shows real timestamps): runs move only when told."""
+    clock = VirtualClock(wall_start=time.time())
+    sandbox.state.clock = clock
+    return clock
+
+
+@pytest.fixture
+def server(sandbox: RunningSandbox) -> Iterator[HttpServer]:
+    with http_server(**sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID)) as running:
+        yield running
+
+
+@pytest.fixture
+def host(server: HttpServer, tmp_path: Path) -> Iterator[AppHost]:
+    with app_host(tmp_path) as running:
+        opened = running.send("open", url=server.url, theme="light", width=640)
+        bound = {tool["name"]: tool["_meta"] for tool in opened["tools"]}
+        assert bound["get_agent_run"] == {"ui": {"resourceUri": RUN_VIEW_URI}}
+        yield running
+
+
+def _screenshot(host: AppHost, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    host.send("screenshot", path=str(path))
+    assert path.stat().st_size > 1000
+    return path
+
+
+def _status(host: AppHost, text: str) -> str:
+    return str(host.send("wait_text", selector="#status", text=text, timeout=VIEW_WAIT + 5)["text"])
+
+
+def _calls(host: AppHost) -> list[dict[str, Any]]:
+    report = host.send("report")
+    assert report["page_errors"] == [] and report["foreign_requests"] == [], report
+    return list(report["view_calls"])
+
+
+def test_the_view_follows_a_running_run_to_its_output_and_events(
+    host: AppHost, sandbox: RunningSandbox, run_clock: VirtualClock
+) -> None:
+    started = host.send(
+        "call",
+        tool="start_agent_run",
+        arguments={"content": "/steps 2", "title": "Summarise the report", "waitSeconds": 0},
+    )["result"]
+    run_id = started["structuredContent"]["run"]["id"]
+    assert _status(host, "Queued").startswith("Queued")
+    assert host.send("text", selector="#title")["text"] == "Summarise the report"
+    assert host.send("text", selector="#meta")["text"] == f"Server {SERVER_ID} · Run {run_id}"
+
+    run_clock.advance(FAST_PACE * 1.5)  # the agent starts
+    assert "Running" in _status(host, "Running")
+    host.send("wait_text", selector="#events", text="Agent started", timeout=VIEW_WAIT)
+    _screenshot(host, "running-light")
+
+    run_clock.advance(FAST_PACE * 10)  # both steps and the answer
+    assert _status(host, "Completed").startswith("Completed in")
+    assert host.send("text", selector="#output")["text"] == "Completed 2 steps"
+    events = host.send("text", selector="#events")["text"]
+    contents = ["/steps 2", "Agent started", "step 1 of 2", "step 2 of 2", "Completed 2 steps"]
+    assert [events.index(content) for content in contents] == sorted(events.index(content) for content in contents)
+    assert host.send("text", selector="#events-count")["text"] == "(5 of 5)"
+
+    calls = _calls(host)
+    assert {call["name"] for call in calls} == {"get_agent_run"}
+    assert calls[0]["arguments"] == {
+        "serverId": SERVER_ID,
+        "resourceRunId": run_id,
+        "waitSeconds": 5,
+        "maxEvents": 20,
+        "eventOffset": 1,
+    }
+    (start,) = api_requests(sandbox, method="POST")
+    assert (start.path, start.body) == (
+        runs_path(),
+        {"content": "/steps 2", "title": "Summarise the report", "mode": "async"},
+    )
+    assert {call for call in api_calls(api_requests(sandbox, method="GET"))} <= {
+        ("GET", f"/{run_id}"),
+        ("GET", f"/{run_id}/events"),
+    }
+
+
+def test_continue_and_cancel_from_the_view_reach_the_sandbox_as_tool_calls(
+    host: AppHost, sandbox: RunningSandbox, run_clock: VirtualClock
+) -> None:
+    done = host.send("call", tool="start_agent_run", arguments={"content": "first", "mode": "sync"})["result"]
+    run_id = done["structuredContent"]["run"]["id"]
+    assert _status(host, "Completed").startswith("Completed")
+    sandbox.state.clear_requests()
+
+    host.send("fill", selector="#follow-up", value="/hang")
+    host.send("press", selector="#follow-up", key="Control+Enter")  # the keyboard's way to send
+    _status(host, "Queued")
+    run_clock.advance(FAST_PACE * 1.5)
+    _status(host, "Running")
+    host.send("click", selector="#cancel")
+    assert _status(host, "Cancelled").startswith("Cancelled")
+    host.send("wait_text", selector="#events", text="Run cancelled", timeout=VIEW_WAIT)
+
+    host.send("theme", theme="dark")
+    _screenshot(host, "cancelled-dark")
+    host.send("theme", theme="light")
+    _screenshot(host, "cancelled-light")
+
+    calls = [call for call in _calls(host) if call["name"] != "get_agent_run"]
+    ids = {"serverId": SERVER_ID, "resourceRunId": run_id}
+    assert calls == [
+        {"name": "continue_agent_run", "arguments": {**ids, "content": "/hang", "waitSeconds": 0}, "is_error": False},
+        {"name": "cancel_agent_run", "arguments": ids, "is_error": False},
+    ]
+    posts = [(r.method, r.path, r.body) for r in api_requests(sandbox, method="POST")]
+    assert posts == [
+        ("POST", f"{runs_path()}/{run_id}/input", {"content": "/hang", "mode": "async"}),
+        ("POST", f"{runs_path()}/{run_id}/cancel", {}),
+    ]
