@@ -9,12 +9,14 @@
 //   open {url, theme, width}          connect the client, start Chromium, load the host page
 //   call {tool, arguments}            call a tool as the model would, then render its app with the result: {result}
 //   wait_text {selector, text}        until an element in the app contains text: {text} (its textContent)
+//   wait {selector, state}            until an element in the app is "visible", "hidden", "attached" or "detached"
 //   text {selector}                   an element's textContent in the app: {text}
 //   click / fill {value} / press {key} {selector}   act in the app
 //   theme {theme}                     change the host context's theme
 //   width {width}                     resize the app's frame: {scroll_width, client_width} of the app's page
+//   style {selector, property}        a computed style of an element in the app: {value}
 //   screenshot {path}                 the host page as a PNG
-//   report                            {view_calls, console_errors, page_errors, foreign_requests}
+//   report                            {view_calls, view_reads, console_errors, page_errors, foreign_requests}
 //   close                             tear the app down, close the browser and the client
 // Every request of the page or the app to the network is reported and aborted: the app must make none.
 
@@ -42,6 +44,7 @@ const host = {
   theme: "light",
   width: 640,
   viewCalls: [],
+  viewReads: [],
   consoleErrors: [],
   pageErrors: [],
   foreignRequests: [],
@@ -94,10 +97,18 @@ async function open({ url, theme = "light", width = 640 }) {
   host.page.on("pageerror", (error) => host.pageErrors.push(String(error?.message ?? error)));
   await host.page.exposeFunction("hostCallTool", async (params) => {
     const result = await host.client.callTool(params);
-    host.viewCalls.push({ name: params.name, arguments: params.arguments ?? {}, is_error: Boolean(result.isError) });
+    host.viewCalls.push({
+      name: params.name,
+      arguments: params.arguments ?? {},
+      is_error: Boolean(result.isError),
+      text: (result.content ?? []).map((block) => block.text ?? "").join("\n"),
+    });
     return result;
   });
-  await host.page.exposeFunction("hostReadResource", (params) => host.client.readResource(params));
+  await host.page.exposeFunction("hostReadResource", async (params) => {
+    host.viewReads.push(params.uri);
+    return host.client.readResource(params);
+  });
   await host.page.setViewportSize({ width: width + 32, height: 900 });
   await host.page.goto(HOST_URL, { waitUntil: "load" });
   return { tools: [...host.tools.values()].map((tool) => ({ name: tool.name, _meta: tool._meta ?? null })) };
@@ -148,6 +159,7 @@ const COMMANDS = {
   open,
   call,
   wait_text: waitText,
+  wait: async ({ selector, state }) => (await app().locator(selector).first().waitFor({ state }), {}),
   text: async ({ selector }) => ({ text: await app().locator(selector).first().textContent() }),
   click: async ({ selector }) => (await app().locator(selector).click(), {}),
   fill: async ({ selector, value }) => (await app().locator(selector).fill(value), {}),
@@ -158,9 +170,16 @@ const COMMANDS = {
     return {};
   },
   width,
+  style: async ({ selector, property }) => ({
+    value: await app()
+      .locator(selector)
+      .first()
+      .evaluate((element, name) => getComputedStyle(element).getPropertyValue(name), property),
+  }),
   screenshot: async ({ path }) => (await host.page.screenshot({ path, fullPage: true }), { path }),
   report: async () => ({
     view_calls: host.viewCalls,
+    view_reads: host.viewReads,
     console_errors: host.consoleErrors,
     page_errors: host.pageErrors,
     foreign_requests: host.foreignRequests,

@@ -64,10 +64,15 @@ def _status(host: AppHost, text: str) -> str:
     return str(host.send("wait_text", selector="#status", text=text, timeout=VIEW_WAIT + 5)["text"])
 
 
-def _calls(host: AppHost) -> list[dict[str, Any]]:
+def _report(host: AppHost) -> dict[str, Any]:
+    """What the app did through the host, once checked that it made no network request and threw nothing."""
     report = host.send("report")
     assert report["page_errors"] == [] and report["foreign_requests"] == [], report
-    return list(report["view_calls"])
+    return report
+
+
+def _calls(host: AppHost) -> list[dict[str, Any]]:
+    return list(_report(host)["view_calls"])
 
 
 def test_the_view_follows_a_running_run_to_its_output_and_events(
@@ -138,14 +143,66 @@ def test_continue_and_cancel_from_the_view_reach_the_sandbox_as_tool_calls(
     host.send("theme", theme="light")
     _screenshot(host, "cancelled-light")
 
-    calls = [call for call in _calls(host) if call["name"] != "get_agent_run"]
+    calls = [(call["name"], call["arguments"], call["is_error"]) for call in _calls(host)]
     ids = {"serverId": SERVER_ID, "resourceRunId": run_id}
-    assert calls == [
-        {"name": "continue_agent_run", "arguments": {**ids, "content": "/hang", "waitSeconds": 0}, "is_error": False},
-        {"name": "cancel_agent_run", "arguments": ids, "is_error": False},
+    assert [call for call in calls if call[0] != "get_agent_run"] == [
+        ("continue_agent_run", {**ids, "content": "/hang", "waitSeconds": 0}, False),
+        ("cancel_agent_run", ids, False),
     ]
     posts = [(r.method, r.path, r.body) for r in api_requests(sandbox, method="POST")]
     assert posts == [
         ("POST", f"{runs_path()}/{run_id}/input", {"content": "/hang", "mode": "async"}),
         ("POST", f"{runs_path()}/{run_id}/cancel", {}),
     ]
+
+
+def test_earlier_events_and_the_full_output_are_loaded_on_request(
+    host: AppHost, sandbox: RunningSandbox, run_clock: VirtualClock
+) -> None:
+    many = host.send("call", tool="start_agent_run", arguments={"content": "/events 30 10", "mode": "sync"})["result"]
+    run_id = many["structuredContent"]["run"]["id"]
+    assert host.send("wait_text", selector="#events-count", text="(20 of 32)")["text"] == "(20 of 32)"
+    host.send("click", selector="#earlier")
+    host.send("wait_text", selector="#events-count", text="(32 of 32)")
+    assert host.send("text", selector="#events li:first-child .content")["text"] == "/events 30 10"
+
+    host.send("call", tool="start_agent_run", arguments={"content": "/output 5000", "mode": "sync"})
+    assert len(host.send("text", selector="#output")["text"]) < 4100
+    host.send("click", selector="#full-output")
+    host.send("wait", selector="#full-output", state="hidden")
+    output = host.send("text", selector="#output")["text"]
+
+    report = _report(host)
+    assert [(c["name"], c["arguments"]) for c in report["view_calls"]] == [
+        (
+            "get_agent_run",
+            {"serverId": SERVER_ID, "resourceRunId": run_id, "waitSeconds": 0, "maxEvents": 12, "eventOffset": 0},
+        )
+    ]
+    assert len(report["view_reads"]) == 1 and report["view_reads"][0].startswith("acp://servers/")
+    assert len(output) == 5000
+
+
+def test_a_failed_call_is_shown_in_the_words_the_model_reads(host: AppHost) -> None:
+    failed = host.send("call", tool="get_agent_run", arguments={"resourceRunId": "run_999999", "waitSeconds": 0})
+    (block,) = failed["result"]["content"]
+
+    assert failed["result"]["isError"] is True
+    assert host.send("wait_text", selector="#error", text="run_999999")["text"] == block["text"]
+    assert _calls(host) == []
+
+
+def test_the_view_follows_the_hosts_theme_and_font_and_fits_300_to_900_pixels(host: AppHost) -> None:
+    host.send("call", tool="start_agent_run", arguments={"content": "a " * 400, "mode": "sync"})
+    _status(host, "Completed")
+    light = host.send("style", selector="body", property="background-color")["value"]
+    assert "DejaVu Sans" in host.send("style", selector="body", property="font-family")["value"]
+
+    host.send("theme", theme="dark")
+    dark = host.send("style", selector="body", property="background-color")["value"]
+    assert (light, dark) == ("rgb(255, 255, 255)", "rgb(24, 24, 27)")
+
+    for width in (300, 900):
+        size = host.send("width", width=width)
+        assert size["scroll_width"] <= size["client_width"] == width, size
+        _screenshot(host, f"completed-dark-{width}px")

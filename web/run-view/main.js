@@ -3,7 +3,7 @@
 // itself makes no network request.
 
 import { App, applyDocumentTheme, applyHostFonts, applyHostStyleVariables } from "@modelcontextprotocol/ext-apps";
-import { isTerminal, render } from "./render.js";
+import { OUTPUT_CUT_NOTE, isTerminal, render } from "./render.js";
 
 /** Each follow-up check waits this long on the server for the run to end (well under the tools' 600 s limit). */
 const FOLLOW_WAIT_SECONDS = 5;
@@ -143,6 +143,26 @@ function onEarlier() {
   });
 }
 
+/** Read the whole output from the run's resource (the tools cut it), through the host. */
+function onFullOutput() {
+  const { resourceUri, run } = model.result ?? {};
+  if (!resourceUri) return;
+  act(async () => {
+    try {
+      const read = await app.readServerResource({ uri: resourceUri });
+      const full = JSON.parse(read.contents?.[0]?.text ?? "{}").run;
+      if (full?.id !== run.id || model.result.run !== run) return; // the run moved on meanwhile
+      model.result = {
+        ...model.result,
+        run: { ...run, output: full.output ?? run.output },
+        notes: model.result.notes.filter((note) => !OUTPUT_CUT_NOTE.test(note)),
+      };
+    } catch (error) {
+      model.error = `The full output could not be read: ${error?.message ?? error}`;
+    }
+  });
+}
+
 function applyHostContext(context) {
   if (context?.theme) applyDocumentTheme(context.theme);
   if (context?.styles?.variables) applyHostStyleVariables(context.styles.variables);
@@ -174,6 +194,7 @@ document.getElementById("follow-up").addEventListener("keydown", (event) => {
 document.getElementById("cancel").addEventListener("click", onCancel);
 document.getElementById("earlier").addEventListener("click", onEarlier);
 document.getElementById("refresh").addEventListener("click", () => follow());
+document.getElementById("full-output").addEventListener("click", onFullOutput);
 
 show();
 app.connect().then(

@@ -1,6 +1,10 @@
 // Rendering of the run view: text only (textContent), never HTML from the API.
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+/** The result's note that the events listed are a window: the view pages through them itself. */
+const WINDOW_NOTE = /listed; page with eventOffset$/;
+/** The result's note that run.output was cut (the full run resource holds all of it). */
+export const OUTPUT_CUT_NOTE = /^run\.output cut/;
 const $ = (id) => document.getElementById(id);
 
 /** "1m 05s" for a number of seconds (negative counts as 0). */
@@ -91,12 +95,17 @@ export function render(model) {
 
   const notes = $("notes");
   notes.replaceChildren(
-    ...(result?.notes ?? []).map((note) => {
-      const item = document.createElement("li");
-      item.textContent = note;
-      return item;
-    }),
+    ...(result?.notes ?? [])
+      .filter((note) => !WINDOW_NOTE.test(note))
+      .map((note) => {
+        const item = document.createElement("li");
+        item.textContent = note;
+        return item;
+      }),
   );
+  const full = $("full-output");
+  full.hidden = !(result?.resourceUri && (result?.notes ?? []).some((note) => OUTPUT_CUT_NOTE.test(note)));
+  full.disabled = busy;
 
   const errorBox = $("error");
   errorBox.hidden = !error;
