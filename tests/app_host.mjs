@@ -15,7 +15,7 @@
 //   theme {theme}                     change the host context's theme
 //   width {width}                     resize the app's frame: {scroll_width, client_width} of the app's page
 //   style {selector, property}        a computed style of an element in the app: {value}
-//   screenshot {path}                 the host page as a PNG
+//   screenshot {path}                 the app's frame as a PNG
 //   report                            {view_calls, view_reads, console_errors, page_errors, foreign_requests}
 //   close                             tear the app down, close the browser and the client
 // Every request of the page or the app to the network is reported and aborted: the app must make none.
@@ -176,7 +176,7 @@ const COMMANDS = {
       .first()
       .evaluate((element, name) => getComputedStyle(element).getPropertyValue(name), property),
   }),
-  screenshot: async ({ path }) => (await host.page.screenshot({ path, fullPage: true }), { path }),
+  screenshot: async ({ path }) => (await host.page.locator("#frame").screenshot({ path }), { path }),
   report: async () => ({
     view_calls: host.viewCalls,
     view_reads: host.viewReads,

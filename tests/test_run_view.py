@@ -38,10 +38,17 @@ async def _tools(client: Client) -> list[dict[str, Any]]:
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
 
 
-async def test_a_client_that_renders_apps_sees_the_view_bound_to_start_continue_and_get(settings: Settings) -> None:
-    async with connect(settings, extensions=RENDERS_APPS) as client:
+@pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["2025-11-25", "2026-07-28"])
+async def test_a_client_that_renders_apps_sees_the_view_bound_to_start_continue_and_get(
+    settings: Settings, mode: str
+) -> None:
+    async with connect(settings, mode=mode, extensions=RENDERS_APPS) as client:
         tools = await _tools(client)
         resources = (await client.list_resources()).resources
+        advertised = client.server_capabilities.extensions or {}
+
+    # only the 2026-07-28 server capabilities have a place for extensions
+    assert (EXTENSION_ID in advertised) == (mode == "auto")
 
     assert {tool["name"]: tool.get("_meta") for tool in tools} == {
         "start_agent_run": BINDING,

@@ -25,6 +25,8 @@ from .conftest import FAST_PACE, SERVER_ID, api_calls, api_requests, runs_path, 
 pytestmark = pytest.mark.external
 
 ARTIFACTS = ROOT / "test-artifacts" / "run-view"
+PACE = 3.0
+"""Seconds (virtual) between the sandbox agent's steps, so the view has times to show."""
 VIEW_WAIT = 30.0
 """Seconds for the view to show what the sandbox did: its checks wait up to 5 s each, on a loaded machine."""
 
@@ -78,6 +80,7 @@ def _calls(host: AppHost) -> list[dict[str, Any]]:
 def test_the_view_follows_a_running_run_to_its_output_and_events(
     host: AppHost, sandbox: RunningSandbox, run_clock: VirtualClock
 ) -> None:
+    sandbox.state.pace = PACE
     started = host.send(
         "call",
         tool="start_agent_run",
@@ -88,13 +91,14 @@ def test_the_view_follows_a_running_run_to_its_output_and_events(
     assert host.send("text", selector="#title")["text"] == "Summarise the report"
     assert host.send("text", selector="#meta")["text"] == f"Server {SERVER_ID} · Run {run_id}"
 
-    run_clock.advance(FAST_PACE * 1.5)  # the agent starts
+    run_clock.advance(PACE * 1.5)  # the agent starts
     assert "Running" in _status(host, "Running")
     host.send("wait_text", selector="#events", text="Agent started", timeout=VIEW_WAIT)
     _screenshot(host, "running-light")
 
-    run_clock.advance(FAST_PACE * 10)  # both steps and the answer
-    assert _status(host, "Completed").startswith("Completed in")
+    run_clock.advance(PACE * 3)  # both steps and the answer
+    assert _status(host, "Completed") == "Completed in 12s"
+    _screenshot(host, "completed-light")
     assert host.send("text", selector="#output")["text"] == "Completed 2 steps"
     events = host.send("text", selector="#events")["text"]
     contents = ["/steps 2", "Agent started", "step 1 of 2", "step 2 of 2", "Completed 2 steps"]
