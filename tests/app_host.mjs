@@ -13,6 +13,7 @@
 //   text {selector}                   an element's textContent in the app: {text}
 //   click / fill {value} / press {key} {selector}   act in the app
 //   theme {theme}                     change the host context's theme
+//   teardown                          tell the app it is closed (ui/resource-teardown); its frame stays
 //   width {width}                     resize the app's frame: {scroll_width, client_width} of the app's page
 //   style {selector, property}        a computed style of an element in the app: {value}
 //   screenshot {path}                 the app's frame as a PNG
@@ -170,6 +171,7 @@ const COMMANDS = {
     return {};
   },
   width,
+  teardown: async () => (await host.page.evaluate(() => window.testHost.close()), {}),
   style: async ({ selector, property }) => ({
     value: await app()
       .locator(selector)

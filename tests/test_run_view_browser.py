@@ -138,7 +138,7 @@ def test_continue_and_cancel_from_the_view_reach_the_sandbox_as_tool_calls(
     _status(host, "Queued")
     run_clock.advance(FAST_PACE * 1.5)
     _status(host, "Running")
-    host.send("click", selector="#cancel")
+    host.send("press", selector="#cancel", key="Enter")
     assert _status(host, "Cancelled").startswith("Cancelled")
     host.send("wait_text", selector="#events", text="Run cancelled", timeout=VIEW_WAIT)
 
@@ -210,3 +210,17 @@ def test_the_view_follows_the_hosts_theme_and_font_and_fits_300_to_900_pixels(ho
         size = host.send("width", width=width)
         assert size["scroll_width"] <= size["client_width"] == width, size
         _screenshot(host, f"completed-dark-{width}px")
+
+
+def test_the_view_stops_following_when_the_host_closes_it(host: AppHost, run_clock: VirtualClock) -> None:
+    host.send("call", tool="start_agent_run", arguments={"content": "/hang", "waitSeconds": 0})
+    host.send("wait", selector='#view[data-following="true"]', state="attached")
+
+    host.send("teardown")
+    host.send("wait", selector='#view[data-following="false"]', state="attached", timeout=VIEW_WAIT)
+    run_clock.advance(FAST_PACE * 2)  # the run goes on, but nothing follows it any more
+    calls = _calls(host)
+
+    assert calls and {call["name"] for call in calls} == {"get_agent_run"}
+    status = _status(host, "Queued")
+    assert "following" not in status and host.send("report")["view_calls"] == calls

@@ -58,4 +58,9 @@ async function teardown() {
   bridge = null;
 }
 
-window.testHost = { mount, setTheme, teardown };
+/** Tell the app it is being closed, as a host does before removing it (the frame stays, to watch it stop). */
+async function close() {
+  await bridge.teardownResource({});
+}
+
+window.testHost = { mount, setTheme, close, teardown };

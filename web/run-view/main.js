@@ -18,6 +18,7 @@ const model = {
   error: null, // the text of the last failed call, as the model would read it
   following: false,
   busy: false, // a continue, cancel or page load in flight
+  relays: true, // the host relays the view's tool calls (hostCapabilities.serverTools)
 };
 let closed = false;
 let ticker = null;
@@ -79,7 +80,7 @@ const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Check the run with get_agent_run (each check waits up to FOLLOW_WAIT_SECONDS) until it ends or the view closes. */
 async function follow() {
-  if (model.following || closed) return;
+  if (model.following || closed || !model.relays) return;
   model.following = true;
   show();
   try {
@@ -180,6 +181,10 @@ app.ontoolresult = (params) => {
   show();
   follow();
 };
+app.ontoolcancelled = (params) => {
+  model.error = `The tool call was cancelled${params?.reason ? `: ${params.reason}` : "."}`;
+  show();
+};
 app.onhostcontextchanged = applyHostContext;
 app.onteardown = async () => {
   stop();
@@ -198,7 +203,14 @@ document.getElementById("full-output").addEventListener("click", onFullOutput);
 
 show();
 app.connect().then(
-  () => applyHostContext(app.getHostContext()),
+  () => {
+    applyHostContext(app.getHostContext());
+    if (!app.getHostCapabilities()?.serverTools) {
+      model.relays = false;
+      model.error = "This host does not pass the view's tool calls on: it shows the run as the tool returned it.";
+      show();
+    }
+  },
   (error) => {
     model.error = `The view could not connect to the host: ${error?.message ?? error}`;
     show();

@@ -77,10 +77,11 @@ function eventItem(index, event) {
 
 /** Show `model` (see main.js): the run, its events, notes, error and which actions apply. */
 export function render(model) {
-  const { result, events, error, following, busy } = model;
+  const { result, events, error, following, busy, relays } = model;
   const run = result?.run;
   $("view").setAttribute("aria-busy", result ? "false" : "true");
   $("view").dataset.status = run?.status ?? "";
+  $("view").dataset.following = String(following);
   setText("title", run?.title || (run?.id ? `Run ${run.id}` : "Agent run"));
   setText("status", run ? statusText(run, following) : "Waiting for the run…");
   $("status").className = `status status-${(run?.status ?? "none").replace(/[^a-z]/gi, "")}`;
@@ -105,7 +106,6 @@ export function render(model) {
   );
   const full = $("full-output");
   full.hidden = !(result?.resourceUri && (result?.notes ?? []).some((note) => OUTPUT_CUT_NOTE.test(note)));
-  full.disabled = busy;
 
   const errorBox = $("error");
   errorBox.hidden = !error;
@@ -121,11 +121,13 @@ export function render(model) {
   setText("events-count", total ? `(${indices.length} of ${total})` : "");
   const earlier = $("earlier");
   earlier.hidden = !(indices.length && indices[0] > 0);
-  earlier.disabled = busy;
 
   const terminal = isTerminal(run);
-  $("send").disabled = busy || !run || !terminal;
-  $("follow-up").disabled = busy || !run || !terminal;
-  $("cancel").disabled = busy || !run || terminal;
-  $("refresh").hidden = !run || terminal || following;
+  const idle = !busy && relays && Boolean(run);
+  $("send").disabled = !idle || !terminal;
+  $("follow-up").disabled = !idle || !terminal;
+  $("cancel").disabled = !idle || terminal;
+  $("refresh").hidden = !relays || !run || terminal || following;
+  earlier.disabled = !idle;
+  $("full-output").disabled = !idle;
 }
