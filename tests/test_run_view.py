@@ -16,15 +16,17 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.client.extension import ClientExtension, advertise
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 from mcp.types import TextResourceContents
 
 from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.run_view import RUN_VIEW_URI, VIEW_TOOLS, run_view_html
+from acp_mcp.sandbox import RunningSandbox
 
-from ._tooling import ROOT, node_env, node_package, system_node
-from .conftest import SERVER_ID, connect, finished_run, hanging_run
+from ._tooling import ROOT, http_server, node_env, node_package, system_node
+from .conftest import SERVER_ID, connect, finished_run, hanging_run, sandbox_env
 
 pytestmark = pytest.mark.anyio
 
@@ -168,3 +170,21 @@ def test_the_shipped_view_equals_a_fresh_build_from_its_sources(tmp_path: Path) 
     assert built.read_text(encoding="utf-8") == run_view_html(), (
         "acp_mcp/run_view.html is stale: run `node scripts/build_run_view.mjs` and commit the result"
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "stateless", "bound"),
+    [("auto", False, VIEW_TOOLS), ("auto", True, VIEW_TOOLS), ("legacy", False, VIEW_TOOLS), ("legacy", True, set())],
+    ids=["2026-07-28", "2026-07-28-stateless", "2025-11-25", "2025-11-25-stateless-has-no-session-to-remember-it"],
+)
+async def test_the_binding_reaches_a_client_over_streamable_http(
+    sandbox: RunningSandbox, mode: str, stateless: bool, bound: set[str]
+) -> None:
+    args = ["--stateless"] if stateless else []
+    with http_server(*args, **sandbox_env(sandbox, ACP_SERVER_ID=SERVER_ID)) as server:
+        async with Client(streamable_http_client(server.url), mode=mode, extensions=list(RENDERS_APPS)) as client:
+            tools = await _tools(client)
+            (content,) = (await client.read_resource(RUN_VIEW_URI)).contents
+
+    assert {tool["name"] for tool in tools if tool.get("_meta") == BINDING} == bound
+    assert isinstance(content, TextResourceContents) and content.text == run_view_html()
