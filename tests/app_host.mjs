@@ -9,6 +9,7 @@
 //   open {url, theme, width}          connect the client, start Chromium, load the host page
 //   call {tool, arguments}            call a tool as the model would, then render its app with the result: {result}
 //   wait_text {selector, text}        until an element in the app contains text: {text} (its textContent)
+//   count {selector}                  how many elements in the app match: {count}
 //   wait {selector, state}            until an element in the app is "visible", "hidden", "attached" or "detached"
 //   text {selector}                   an element's textContent in the app: {text}
 //   click / fill {value} / press {key} {selector}   act in the app
@@ -160,6 +161,7 @@ const COMMANDS = {
   open,
   call,
   wait_text: waitText,
+  count: async ({ selector }) => ({ count: await app().locator(selector).count() }),
   wait: async ({ selector, state }) => (await app().locator(selector).first().waitFor({ state }), {}),
   text: async ({ selector }) => ({ text: await app().locator(selector).first().textContent() }),
   click: async ({ selector }) => (await app().locator(selector).click(), {}),

@@ -118,7 +118,6 @@ def test_the_view_writes_what_the_api_sends_as_text_never_as_html() -> None:
     for source in SOURCE.glob("*.js"):
         code = source.read_text(encoding="utf-8")
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|DOMParser", code), source.name
-        assert "textContent" in code or "import" in code
 
 
 def _normalized(result: dict[str, Any]) -> str:

@@ -224,3 +224,30 @@ def test_the_view_stops_following_when_the_host_closes_it(host: AppHost, run_clo
     assert calls and {call["name"] for call in calls} == {"get_agent_run"}
     status = _status(host, "Queued")
     assert "following" not in status and host.send("report")["view_calls"] == calls
+
+
+MARKDOWN = """Report follows
+# Findings
+- **fast** path
+- `slow` path
+
+<img src="http://example.com/x.png" onerror="window.pwned = 1"><b>bold?</b>
+```
+<script>window.pwned = 1</script>
+```"""
+
+
+def test_output_is_shown_as_markdown_built_from_text_so_html_in_it_stays_text(host: AppHost) -> None:
+    host.send("call", tool="start_agent_run", arguments={"content": MARKDOWN, "mode": "sync"})
+    _status(host, "Completed")
+
+    assert host.send("text", selector="#output h3")["text"] == "Findings"
+    assert host.send("text", selector="#output li strong")["text"] == "fast"
+    assert host.send("text", selector="#output li code")["text"] == "slow"
+    assert host.send("text", selector="#output pre code")["text"] == "<script>window.pwned = 1</script>"
+    shown = host.send("text", selector="#output")["text"]
+    assert '<img src="http://example.com/x.png" onerror="window.pwned = 1"><b>bold?</b>' in shown
+    for tag in ("img", "b", "script"):
+        assert host.send("count", selector=f"#output {tag}")["count"] == 0
+    assert _report(host)["foreign_requests"] == []
+    _screenshot(host, "markdown-light")

@@ -1,4 +1,6 @@
-// Rendering of the run view: text only (textContent), never HTML from the API.
+// Rendering of the run view: text only (textContent, or Markdown built from text nodes), never HTML from the API.
+
+import { markdown } from "./markdown.js";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 /** The result's note that the events listed are a window: the view pages through them itself. */
@@ -43,6 +45,29 @@ export function statusText(run, following) {
 function setText(id, text) {
   const element = $(id);
   if (element.textContent !== text) element.textContent = text;
+}
+
+/** The run's output as Markdown, then its error; rebuilt only when either changes. */
+function showOutput(run) {
+  const box = $("output");
+  const key = JSON.stringify([run?.output ?? null, run?.error ?? null, isTerminal(run)]);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  const parts = [];
+  if (run?.output) parts.push(markdown(run.output));
+  if (run?.error) {
+    const error = document.createElement("p");
+    error.className = "run-error";
+    error.textContent = `Error: ${run.error}`;
+    parts.push(error);
+  }
+  if (!parts.length) {
+    const none = document.createElement("p");
+    none.className = "none";
+    none.textContent = isTerminal(run) ? "No output." : "No output yet.";
+    parts.push(none);
+  }
+  box.replaceChildren(...parts);
 }
 
 function eventItem(index, event) {
@@ -90,9 +115,7 @@ export function render(model) {
   if (run?.id) meta.push(`Run ${run.id}`);
   setText("meta", meta.join(" · "));
 
-  const output = run?.output ?? "";
-  const runError = run?.error ? `Error: ${run.error}` : "";
-  setText("output", [output, runError].filter(Boolean).join("\n\n") || (isTerminal(run) ? "No output." : "No output yet."));
+  showOutput(run);
 
   const notes = $("notes");
   notes.replaceChildren(
