@@ -251,3 +251,22 @@ def test_output_is_shown_as_markdown_built_from_text_so_html_in_it_stays_text(ho
         assert host.send("count", selector=f"#output {tag}")["count"] == 0
     assert _report(host)["foreign_requests"] == []
     _screenshot(host, "markdown-light")
+
+
+def test_a_burst_of_events_moves_the_window_to_the_latest_page(host: AppHost, run_clock: VirtualClock) -> None:
+    started = host.send("call", tool="start_agent_run", arguments={"content": "/steps 45", "waitSeconds": 0})
+    run_id = started["result"]["structuredContent"]["run"]["id"]
+    _status(host, "Queued")
+
+    run_clock.advance(FAST_PACE * 100)  # 47 more events at once
+    assert _status(host, "Completed").startswith("Completed")
+    host.send("wait", selector='#view[data-following="false"]', state="attached", timeout=VIEW_WAIT)
+
+    assert host.send("text", selector="#events-count")["text"] == "(20 of 48)"
+    assert host.send("text", selector="#events li:last-child .content")["text"] == "Completed 45 steps"
+    assert host.send("text", selector="#events li:first-child .content")["text"] == "step 27 of 45"
+    ids = {"serverId": SERVER_ID, "resourceRunId": run_id, "maxEvents": 20}
+    assert [call["arguments"] for call in _calls(host)] == [
+        {**ids, "waitSeconds": 5, "eventOffset": 1},
+        {**ids, "waitSeconds": 0},
+    ]

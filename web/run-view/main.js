@@ -59,8 +59,13 @@ function accept(result, { keepStatus = false } = {}) {
     return false;
   }
   model.error = null;
-  if (structured.run.id !== model.result?.run?.id) model.events = new Map();
-  (structured.events ?? []).forEach((event, i) => model.events.set((structured.eventOffset ?? 0) + i, event));
+  const offset = structured.eventOffset ?? 0;
+  const events = structured.events ?? [];
+  const held = [...model.events.keys()];
+  const touches = !held.length || (offset <= Math.max(...held) + 1 && offset + events.length >= Math.min(...held));
+  // the window stays one unbroken stretch of events: another run's, or a page past a gap, starts it over
+  if (structured.run.id !== model.result?.run?.id || !touches) model.events = new Map();
+  events.forEach((event, i) => model.events.set(offset + i, event));
   if (!keepStatus) model.result = structured;
   else model.result = { ...model.result, eventsTotal: structured.eventsTotal ?? model.result.eventsTotal };
   return true;
@@ -78,24 +83,30 @@ function nextEventIndex() {
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Check the run with get_agent_run (each check waits up to FOLLOW_WAIT_SECONDS) until it ends or the view closes. */
+/** How many of the run's events came after the last one held (as of the last result). */
+function eventsBehind() {
+  return (model.result?.eventsTotal ?? 0) - nextEventIndex();
+}
+
+/** Check the run with get_agent_run until it has ended and every event is in, or the view closes. A check waits
+ * up to FOLLOW_WAIT_SECONDS for the run to end, unless events are waiting; more than a page of them and the
+ * window moves on to the latest page ("Load earlier events" pages back). */
 async function follow() {
   if (model.following || closed || !model.relays) return;
   model.following = true;
   show();
   try {
-    while (!closed && model.result?.run && !isTerminal(model.result.run)) {
+    while (!closed && model.result?.run && (!isTerminal(model.result.run) || eventsBehind() > 0)) {
       const started = Date.now();
-      const result = await call("get_agent_run", {
-        ...ids(),
-        waitSeconds: FOLLOW_WAIT_SECONDS,
-        maxEvents: EVENTS_PAGE,
-        eventOffset: nextEventIndex(),
-      });
+      const [behind, next] = [eventsBehind(), nextEventIndex()];
+      const check = { ...ids(), waitSeconds: behind > 0 ? 0 : FOLLOW_WAIT_SECONDS, maxEvents: EVENTS_PAGE };
+      if (behind <= EVENTS_PAGE) check.eventOffset = next;
+      const result = await call("get_agent_run", check);
       if (closed || !accept(result)) break;
       show();
+      if (isTerminal(model.result.run) && nextEventIndex() <= next) break; // no event came: nothing more to wait for
       const gap = MIN_CHECK_GAP_MS - (Date.now() - started);
-      if (gap > 0 && !isTerminal(model.result.run)) await pause(gap);
+      if (gap > 0) await pause(gap);
     }
   } finally {
     model.following = false;
