@@ -98,6 +98,7 @@ def test_the_view_follows_a_running_run_to_its_output_and_events(
 
     run_clock.advance(PACE * 3)  # both steps and the answer
     assert _status(host, "Completed") == "Completed in 12s"
+    assert host.send("text", selector="[aria-live]")["text"] == "Completed"  # announced; the ticking time is not
     _screenshot(host, "completed-light")
     assert host.send("text", selector="#output")["text"] == "Completed 2 steps"
     events = host.send("text", selector="#events")["text"]

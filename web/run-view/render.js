@@ -32,14 +32,15 @@ export function isTerminal(run) {
   return TERMINAL.has(run?.status ?? "");
 }
 
-/** The status line: "Running · 12s", "Completed in 1m 05s". */
-export function statusText(run, following) {
-  const status = run?.status ?? "unknown";
+/** The status line in two parts: the state, announced when it changes ("Running"), and the time, which is not
+ * (" · 12s · following", " in 1m 05s"). */
+export function statusParts(run, following) {
+  if (!run) return ["Waiting for the run…", ""];
+  const status = run.status ?? "unknown";
   const label = status.charAt(0).toUpperCase() + status.slice(1);
   const seconds = elapsed(run);
-  if (isTerminal(run)) return seconds === null ? label : `${label} in ${duration(seconds)}`;
-  const time = seconds === null ? "" : ` · ${duration(seconds)}`;
-  return `${label}${time}${following ? " · following" : ""}`;
+  if (isTerminal(run)) return [label, seconds === null ? "" : ` in ${duration(seconds)}`];
+  return [label, `${seconds === null ? "" : ` · ${duration(seconds)}`}${following ? " · following" : ""}`];
 }
 
 function setText(id, text) {
@@ -108,7 +109,9 @@ export function render(model) {
   $("view").dataset.status = run?.status ?? "";
   $("view").dataset.following = String(following);
   setText("title", run?.title || (run?.id ? `Run ${run.id}` : "Agent run"));
-  setText("status", run ? statusText(run, following) : "Waiting for the run…");
+  const [state, time] = statusParts(run, following);
+  setText("state", state);
+  setText("elapsed", time);
   $("status").className = `status status-${(run?.status ?? "none").replace(/[^a-z]/gi, "")}`;
   const meta = [];
   if (result?.serverId) meta.push(`Server ${result.serverId}`);
