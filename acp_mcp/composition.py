@@ -3,7 +3,7 @@
 Everything is made here, in dependency order, and handed on finished: the clock, redactor and telemetry, the
 keys file, the callers (each caller's API client, run service and task ids, made on first use, all
 sharing the drain signal the HTTP server sets), the run watcher, the error boundary, the tasks
-extension, the subscription bus, the tools offered and refused. The transports (`stdio`,
+extension, the run view, the subscription bus, the tools offered and refused. The transports (`stdio`,
 `http_server`) receive the `Application` and assign nothing into it.
 """
 
@@ -25,6 +25,7 @@ from .links import ConnectLinks, Signer, connect_base
 from .oauth import JWTVerifier
 from .process_state import ProcessState
 from .redaction import Redactor
+from .run_view import run_view_extension
 from .server import ACPServer
 from .tasks import RunTasks
 from .telemetry import Telemetry
@@ -106,7 +107,7 @@ def compose(
         state,
         tools=offered,
         refused=[spec for spec in TOOLS if spec not in offered],
-        extensions=[RunTasks(state)],
+        extensions=[RunTasks(state), run_view_extension()],
         bus=InMemorySubscriptionBus(),
         verifier=verifier,
     )

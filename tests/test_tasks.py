@@ -8,6 +8,7 @@ import dataclasses
 import anyio
 import pytest
 from mcp import MCPError
+from mcp.server.apps import EXTENSION_ID as APPS_EXTENSION_ID
 from mcp.types import INVALID_PARAMS
 
 from acp_mcp.config import Settings
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_discover_advertises_the_extension_only_on_the_2026_wire(settings: Settings) -> None:
     async with tasks_client(settings) as modern, tasks_client(settings, declare=False, mode="legacy") as legacy:
-        assert modern.client.server_capabilities.extensions == {EXTENSION_ID: {}}
+        assert modern.client.server_capabilities.extensions == {EXTENSION_ID: {}, APPS_EXTENSION_ID: {}}
         assert legacy.client.server_capabilities.extensions is None
 
 

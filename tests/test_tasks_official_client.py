@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.server.apps import EXTENSION_ID as APPS_EXTENSION_ID
 
 from acp_mcp.sandbox import RunningSandbox
 from acp_mcp.tasks import EXTENSION_ID
@@ -33,7 +34,7 @@ def drive(targets: list[dict[str, Any]], home: Path) -> dict[str, Any]:
 
 
 def assert_report(report: dict[str, Any], sandbox: RunningSandbox) -> None:
-    assert (report["era"], report["extensions"]) == ("modern", {EXTENSION_ID: {}})
+    assert (report["era"], report["extensions"]) == ("modern", {EXTENSION_ID: {}, APPS_EXTENSION_ID: {}})
     assert (report["stepsKind"], report["hangKind"], report["hangOutcome"]) == ("task", "task", "cancelled")
     assert report["unknownTaskError"]["code"] == -32602
     plain = report["plain"]  # a call without the extension: the ordinary result at once
