@@ -7,7 +7,17 @@ import pytest
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_calls, api_requests, connect, finished_run, fresh_server_id, runs_path, text_of
+from .conftest import (
+    SERVER_ID,
+    api_calls,
+    api_requests,
+    connect,
+    finished_run,
+    fresh_server_id,
+    runs_path,
+    text_of,
+    unmarked,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -68,5 +78,5 @@ async def test_a_sync_start_that_outlives_its_wait_finds_and_returns_the_run_it_
         ("GET", "", {"limit": "10"}),
         ("GET", f"/{started.id}/events", {}),
     ]
-    assert requests[0].body == {"content": "/hang", "mode": "sync"}
+    assert unmarked(requests[0].body) == {"content": "/hang", "mode": "sync"}
     assert structured["waitExpired"] is True

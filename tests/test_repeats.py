@@ -20,19 +20,19 @@ def test_a_cancelled_start_is_returned_once_within_the_window() -> None:
     clock = VirtualClock()
     starts = AbandonedStarts(window=60, clock=clock.now)
     key = starts.key("srv", {"content": "x", "mode": "async"})
-    starts.remember(key, "run_000001", began_wall=5.0)
+    starts.remember(key, "run_000001", marker="m1")
     clock.advance(60)
 
     earlier = starts.take(key)
 
-    assert earlier is not None and (earlier.run_id, earlier.began_wall) == ("run_000001", 5.0)
+    assert earlier is not None and (earlier.run_id, earlier.marker) == ("run_000001", "m1")
     assert starts.take(key) is None, "taken once"
 
 
 def test_a_cancelled_start_is_forgotten_after_the_window() -> None:
     clock = VirtualClock()
     starts = AbandonedStarts(window=60, clock=clock.now)
-    starts.remember("k", "run_000001", began_wall=5.0)
+    starts.remember("k", "run_000001", marker="m1")
     clock.advance(60.5)
 
     assert starts.take("k") is None
@@ -48,7 +48,7 @@ def test_starts_differ_by_server_and_by_any_field_of_the_body() -> None:
 def test_only_the_newest_cancelled_starts_are_kept() -> None:
     starts = AbandonedStarts(clock=VirtualClock().now)
     for n in range(MAX_REMEMBERED_STARTS + 1):
-        starts.remember(f"k{n}", f"run_{n:06d}", began_wall=0.0)
+        starts.remember(f"k{n}", f"run_{n:06d}", marker=f"m{n}")
 
     assert starts.take("k0") is None
     assert starts.take(f"k{MAX_REMEMBERED_STARTS}") is not None

@@ -21,7 +21,8 @@ Undocumented choices (the sandbox's guesses; see also ``agent`` and ``store``):
 - ``LIGHT_GET_INCLUDES_EVENTS``: ``GET .../runs/{id}`` answers the envelope
   without ``events``; start, continue, cancel and ``/events`` include them.
 - The list holds bare run objects (no events), newest first; ``limit`` is
-  ``DEFAULT_LIST_LIMIT`` by default and must lie in 1..``MAX_LIST_LIMIT``.
+  ``DEFAULT_LIST_LIMIT`` by default and must lie in 1..``MAX_LIST_LIMIT``
+  (``limit-max-50``: 1..``VARIANT_MAX_LIST_LIMIT``; see ``variants``).
 
 Sandbox-only convention: a body over ``MAX_BODY_BYTES`` (1 MiB) is logged as
 ``None`` and answered 413 (after auth).
@@ -46,6 +47,7 @@ from .errors import ApiError, error_body, validation_error
 from .faults import play_fault
 from .runs import AGENT_RUNTIME_ID, StoredRun
 from .store import RecordedRequest, SandboxState
+from .variants import LIMIT_MAX_50
 
 MAX_BODY_BYTES = 1024 * 1024
 SYNC_START_STATUS = 201
@@ -54,6 +56,7 @@ ASYNC_STATUS = 202
 LIGHT_GET_INCLUDES_EVENTS = False
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+VARIANT_MAX_LIST_LIMIT = 50
 ACCOUNT_SCOPE_KEY = "acp_mcp.sandbox.account"
 SERVERS_PATH = "/v1/servers"
 RUNS_PATH = SERVERS_PATH + "/{server_id}/runtime/agent/runs"
@@ -91,14 +94,15 @@ async def _json_body(request: Request) -> Any:
         raise validation_error("body", "must be a JSON object") from None
 
 
-def _limit(request: Request) -> int:
+def _limit(request: Request, state: SandboxState) -> int:
     """Return the list limit query parameter; raise 400 if out of range."""
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIST_LIMIT
     value = int(raw) if raw.strip().isdigit() else 0
-    if not 1 <= value <= MAX_LIST_LIMIT:
-        raise validation_error("limit", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
+    most = VARIANT_MAX_LIST_LIMIT if LIMIT_MAX_50 in state.variants else MAX_LIST_LIMIT
+    if not 1 <= value <= most:
+        raise validation_error("limit", f"must be an integer from 1 to {most}")
     return value
 
 
@@ -124,7 +128,7 @@ class _RunRoutes:
     async def list_(self, request: Request) -> Response:
         """GET runs: list the newest runs of a server."""
         server_id = _param(request, "server_id")
-        listed = self.state.list_runs(server_id, _limit(request), account=_account(request))
+        listed = self.state.list_runs(server_id, _limit(request, self.state), account=_account(request))
         runs = [run.to_dict() for run in listed]
         return _json(
             {
@@ -138,7 +142,7 @@ class _RunRoutes:
 
     async def servers(self, request: Request) -> Response:
         """GET servers: the servers (resources) the key can see."""
-        servers = self.state.list_servers(_limit(request), account=_account(request))
+        servers = self.state.list_servers(_limit(request, self.state), account=_account(request))
         return _json({"object": "list", "data": servers, "servers": servers})
 
     async def get(self, request: Request) -> Response:
