@@ -14,8 +14,20 @@ import pytest
 from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.sandbox.variants import FLAT_BODIES, NO_EVENT_IDS
 
-from .conftest import FAST_PACE, SERVER_ID, api_calls, api_requests, connect, runs_path, start_run, text_of, unmarked
+from .conftest import (
+    FAST_PACE,
+    SERVER_ID,
+    api_calls,
+    api_requests,
+    connect,
+    readings,
+    runs_path,
+    start_run,
+    text_of,
+    unmarked,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +38,7 @@ def _parse_next(hint: str) -> tuple[str, dict[str, Any]]:
     return name, json.loads(arguments)
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run_from_one_post(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
@@ -65,6 +78,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
     assert structured["resourceUri"] == f"acp://servers/{SERVER_ID}/runs/{run['id']}"
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 @pytest.mark.parametrize("given", [{}, {"mode": "async"}], ids=["mode-omitted", "mode-async"])
 async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_events(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, given: dict[str, str]
@@ -89,6 +103,7 @@ async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_even
     assert all(r.query == {} for r in requests)
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_a_run_that_outlives_its_wait_returns_its_id_and_the_exact_next_call_which_then_finishes_it(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:

@@ -1,13 +1,12 @@
 """ASGI app of the ACP sandbox: run routes, control routes, auth, request log and faults.
 
-Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept),
-request log, fault injection (see ``faults``), auth, the 413 size check,
-routing. Auth finds the caller's account: the first presented key (Bearer, then
-``X-API-Key``) that is an account's key decides it; none is 401. The run routes
-act for that account alone (see ``store``). Control routes under /_sandbox
-(``GET``/``DELETE /_sandbox/requests``, ``PUT /_sandbox/pace``) need the key of
-any account, skip the log and faults, and act on the sandbox as a whole. There is no
-``/health`` and no ``POST /_sandbox/faults``: nothing used them; arm faults with
+Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept), request log, fault
+injection (see ``faults``), auth, the 413 size check, routing (its answer thrown away under a
+``lost_answer`` fault). Auth finds the caller's account: the first presented key (Bearer, then
+``X-API-Key``) that is an account's key decides it; none is 401. The run routes act for that account
+alone (see ``store``). Control routes under /_sandbox (``GET``/``DELETE /_sandbox/requests``, ``PUT
+/_sandbox/pace``) need the key of any account, skip the log and faults, and act on the sandbox as a
+whole. There is no ``/health`` and no ``POST /_sandbox/faults``: nothing used them; arm faults with
 ``SandboxState.inject``. Any other path answers the 404 error envelope.
 
 Routing runs on the raw, still percent-encoded path, and each path parameter is
@@ -44,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .agent import TurnInput, parse_turn
 from .errors import ApiError, error_body, validation_error
-from .faults import play_fault
+from .faults import Fault, lose_answer, play_fault
 from .runs import AGENT_RUNTIME_ID, StoredRun
 from .store import RecordedRequest, SandboxState
 from .variants import LIMIT_MAX_50
@@ -322,7 +321,8 @@ class SandboxApp:
             return
         body, too_big = await _read_body(receive)
         receive = _replay(body, receive)
-        if area == "api" and await self._logged_fault(scope, path, body, receive, send):
+        fault = self._logged_fault(scope, path, body) if area == "api" else None
+        if fault is not None and await play_fault(fault, self.state.clock, scope, receive, send):
             return
         accounts = (self.state.account_of(k) for k in _presented_keys(_headers(scope)))
         account = next((a for a in accounts if a is not None), None)
@@ -333,15 +333,17 @@ class SandboxApp:
             response = _error(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
         else:
             response = self.routes
+        if fault is not None and fault.kind == "lost_answer":
+            await lose_answer(response, {**scope, ACCOUNT_SCOPE_KEY: account}, receive)
+            return
         await response({**scope, ACCOUNT_SCOPE_KEY: account}, receive, send)
 
-    async def _logged_fault(self, scope: Scope, path: str, body: bytes, receive: Receive, send: Send) -> bool:
-        """Log a /v1 request, then play a matching fault; True if it answered."""
+    def _logged_fault(self, scope: Scope, path: str, body: bytes) -> Fault | None:
+        """Log a /v1 request; return the armed fault it meets, if any."""
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         method = str(scope["method"])
         self.state.record(RecordedRequest(method, path, query, _headers(scope), _logged_body(body)))
-        fault = self.state.take_fault(method, path)
-        return fault is not None and await play_fault(fault, self.state.clock, scope, receive, send)
+        return self.state.take_fault(method, path)
 
 
 def create_app(state: SandboxState) -> SandboxApp:

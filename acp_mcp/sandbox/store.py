@@ -22,6 +22,9 @@ Undocumented choices (the sandbox's guesses; see also ``agent``, ``runs`` and ``
 
 Variants (``variants``) flip some of these guesses; ``variants`` can change between requests.
 
+Sandbox convention: each run's ``createdAt`` is at least a millisecond after the one before, so runs
+started within one millisecond (or on a paused virtual clock) still sort by creation time.
+
 Python callers: a method given no ``account`` sees the runs of every account, and
 ``start_run`` without one starts as the first account.
 
@@ -60,6 +63,7 @@ BUSY_STATUS = 409
 FINISHED_STATUS = 409
 METADATA_ON_CONTINUE: Literal["replace", "merge"] = "replace"
 TITLE_CHARS = 60
+CREATED_STEP_SECONDS = 0.001
 CANCEL_EVENT: EventSpec = ("system", "Run cancelled", "status", "warning")
 
 
@@ -108,6 +112,7 @@ class SandboxState:
         self._ticking: dict[str, StoredRun] = {}
         self._run_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
+        self._last_created = -math.inf
         self.variants = variants
         """The readings the sandbox plays (`variants.parse_variants`), none by default."""
 
@@ -132,6 +137,8 @@ class SandboxState:
     def clock(self, clock: Clock) -> None:
         """Move to another clock; each running turn's next beat stays as far off as it was."""
         self._retime(clock, self._pace)
+        with self._lock:
+            self._last_created = -math.inf  # another clock's times: runs from now on follow it
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -173,6 +180,7 @@ class SandboxState:
         """Create a run of `account` (default the first) and begin its first turn."""
         with self._lock:
             number = next(self._run_ids)
+            self._last_created = max(self._clock.wall(), self._last_created + CREATED_STEP_SECONDS)
             run = StoredRun(
                 id=f"run_{number:06d}",
                 account=account or self.accounts[0],
@@ -181,7 +189,7 @@ class SandboxState:
                 title=turn.title or turn.text[:TITLE_CHARS],
                 input=turn.text,
                 mode=turn.mode,
-                created_at=iso_utc(self._clock.wall()),
+                created_at=iso_utc(self._last_created),
                 metadata=dict(turn.metadata or {}),
             )
             self._runs[run.id] = run
