@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from . import __version__
 from .arguments import path_id
 from .clock import Clock, SystemClock
-from .config import CALLER_KEY_HEADER, Settings, is_loopback
+from .config import CALLER_KEY_HEADER, ORGANIZATION_HEADER, Settings, is_loopback
 from .errors import (
     ACPError,
     CallerKeyMissingError,
@@ -224,6 +224,8 @@ class ACPClient:
         key = self._check_ready()
         labels = {"server_id": server_id, "run_id": run_id, "operation": operation}
         headers = {"Authorization": f"Bearer {key}"}
+        if self._settings.organization_id:
+            headers[ORGANIZATION_HEADER] = self._settings.organization_id
         if method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:

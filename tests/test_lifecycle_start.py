@@ -7,6 +7,7 @@ and checks both the requests that reached the API and the result the model reads
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from .conftest import (
     api_calls,
     api_requests,
     connect,
+    finished_run,
     readings,
     runs_path,
     start_run,
@@ -175,3 +177,21 @@ async def test_a_failed_run_is_a_normal_result_with_its_error_not_a_tool_error(
     lines = text_of(result).splitlines()
     assert lines[0] == f"Run {structured['run']['id']} on server {SERVER_ID}: failed (HTTP 202, accepted)."
     assert "Error: boom" in lines
+
+
+@pytest.mark.parametrize("organization", ["org_7f3a", None], ids=["organization", "none"])
+async def test_every_request_names_the_configured_organization_and_none_without_one(
+    settings: Settings, sandbox: RunningSandbox, organization: str | None
+) -> None:
+    async with connect(replace(settings, organization_id=organization)) as client:
+        run_id = await finished_run(client)
+        await client.call_tool("get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+        await client.call_tool("list_agent_runs", {"serverId": SERVER_ID})
+
+    requests = api_requests(sandbox)
+    assert [(r.method, r.path) for r in requests] == [
+        ("POST", runs_path()),
+        ("GET", f"{runs_path()}/{run_id}/events"),
+        ("GET", runs_path()),
+    ]
+    assert [r.headers.get("x-computer-agents-organization") for r in requests] == [organization] * 3
