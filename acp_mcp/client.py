@@ -47,7 +47,7 @@ from .limits import (
     MAX_RESPONSE_BYTES,
     UNBOUNDED_CALL_TIMEOUTS,
 )
-from .models import RunEnvelope, RunList, ServerList
+from .models import BindingList, RunEnvelope, RunList, ServerList
 from .redaction import Redactor
 from .retries import RetryPolicy, retry_after
 
@@ -180,6 +180,11 @@ class ACPClient:
         """``GET /servers?limit=``: the servers (resources) the key can see."""
         params = {"limit": str(limit)} if limit is not None else None
         return (await self._request("GET", "servers", ServerList, "servers", params=params, deadline=deadline))[1]
+
+    async def list_bindings(self, server_id: str, *, deadline: float | None = None) -> BindingList:
+        """``GET /servers/{serverId}/bindings``: what is bound to the server (an agent runtime, a database...)."""
+        path = f"servers/{_segment('serverId', server_id)}/bindings"
+        return (await self._request("GET", path, BindingList, "bindings", server_id, deadline=deadline))[1]
 
     # -- the chokepoint ------------------------------------------------------------------------
 

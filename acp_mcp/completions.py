@@ -1,11 +1,12 @@
 """Completions for the run resource template: server ids and run ids a client can offer as the user types.
 
-``serverId`` completes from the configured default, then the servers the key can see
-(``GET /servers``); ``resourceRunId`` from the server's newest runs (the ``serverId`` already
-chosen, else the default), sorted newest first whatever the API's order. Prefix match, at most
-`COMPLETION_VALUES`; a lookup refused for its ``limit`` is asked again with less (``listing``). Each lookup is one
-request, bounded by the request timeout; any failure gives an empty completion (and a log line),
-never an error the client must handle.
+``serverId`` completes from the configured default, then the servers the key can see that can run
+agents (``GET /servers``, plus the bindings of those not of kind ``agent_runtime``: see ``listing``);
+``resourceRunId`` from the server's newest runs (the ``serverId`` already chosen, else the default),
+sorted newest first whatever the API's order. Prefix match, at most `COMPLETION_VALUES`; a lookup
+refused for its ``limit`` is asked again with less (``listing``). A completion's requests are bounded
+by one request timeout together; any failure gives an empty completion (and a log line), never an
+error the client must handle.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ async def _server_ids(state: ProcessState) -> tuple[list[str], bool]:
     runs = state.callers.current()
     if runs.caller.key is None:
         return default, False
-    listed = await servers(runs.client, COMPLETION_LOOKUP, deadline=_one_request(state))
+    deadline = _one_request(state)
+    listed = await servers(runs.client, COMPLETION_LOOKUP, deadline=deadline)
     items = listed.listing.items
-    return default + [server.id for server in items if server.id], listed.full(len(items))
+    offered = await state.agent_servers.offered(runs.client, items, deadline=deadline)
+    return default + [server.id for server in offered if server.id], listed.full(len(items))
 
 
 async def _run_ids(state: ProcessState, server_id: str | None) -> tuple[list[str], bool]:

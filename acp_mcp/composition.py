@@ -21,6 +21,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .keystore import KeyStore, open_key_store, read_kek
 from .links import ConnectLinks, Signer, connect_base
+from .listing import AgentServers
 from .oauth import JWTVerifier
 from .process_state import ProcessState
 from .redaction import Redactor
@@ -77,6 +78,7 @@ def compose(settings: Settings, *, policy: PollPolicy | None = None, clock: Cloc
             store=store,
         ),
         watcher=RunWatcher(policy, settings.request_timeout, clock),
+        agent_servers=AgentServers(clock),
     )
     verifier = None
     if settings.oauth_issuer and settings.public_url:

@@ -113,6 +113,8 @@ COMPLETION_VALUES = 100
 """Most values a completion returns (the protocol's limit)."""
 COMPLETION_LOOKUP = 100
 """How many servers or runs one completion lookup asks the API for (the sandbox's largest page)."""
+BINDINGS_TTL_SECONDS = 60.0
+"""A server's bindings (whether it can run agents) are remembered this long for completions: they change rarely."""
 FALLBACK_LIST_LIMIT = 50
 """A list refused for its ``limit`` is asked again with this one (the agents list's documented default; the run
 and server lists document no bounds), then with none."""

@@ -144,6 +144,26 @@ class Server(_Upstream):
     status: str | None = None
 
 
+class Binding(_Upstream):
+    """One binding of a server: ``targetType`` is ``database``, ``auth`` or ``agent_runtime``."""
+
+    id: str | None = None
+    targetType: str | None = None
+    targetId: str | None = None
+
+
+class BindingList(_Upstream):
+    """The response of ``GET /servers/{serverId}/bindings``."""
+
+    serverId: str | None = None
+    bindings: list[Binding] | None = None
+
+    @property
+    def runs_agents(self) -> bool:
+        """Whether an agent runtime is bound to the server."""
+        return any(binding.targetType == "agent_runtime" for binding in self.bindings or [])
+
+
 class ServerList(_Upstream):
     """The response of ``GET /servers``; ``data`` and ``servers`` hold the same items."""
 

@@ -1,4 +1,5 @@
-"""The per-process state every handler shares: settings, clock, redactor, boundary, the callers, the watcher."""
+"""The per-process state every handler shares: settings, clock, redactor, boundary, the callers, the watcher,
+which servers can run agents."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from .boundary import Boundary
 from .callers import Callers
 from .clock import Clock
 from .config import Settings
+from .listing import AgentServers
 from .redaction import Redactor
 from .watching import RunWatcher
 
@@ -25,3 +27,5 @@ class ProcessState:
     boundary: Boundary
     callers: Callers
     watcher: RunWatcher
+    agent_servers: AgentServers
+    """Which servers the key sees can run agents (completions offer only those)."""

@@ -98,6 +98,7 @@ def sandbox(running_sandbox: RunningSandbox, variant: str) -> Iterator[RunningSa
     state = running_sandbox.state
     state.clear_requests()
     state.clear_faults()
+    state.clear_resources()
     state.pace = FAST_PACE
     state.variants = frozenset() if variant == DEFAULT_READING else parse_variants(variant)
     yield running_sandbox

@@ -12,7 +12,7 @@ from mcp.types import TextResourceContents
 from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.limits import EVENTS_POLL_LIMIT
-from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.sandbox import Fault, RunningSandbox
 from acp_mcp.sandbox.variants import FLAT_BODIES, LIMIT_MAX_50, NO_EVENT_IDS, OLDEST_FIRST
 
 from .conftest import (
@@ -134,6 +134,26 @@ async def test_list_agent_runs_sends_limit_as_a_query_and_lists_the_newest_runs_
 
 
 # -- the run resource ----------------------------------------------------------------------------
+
+
+async def test_a_list_refused_for_its_limit_is_asked_again_without_one_and_cut_to_the_limit(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    server_id = fresh_server_id()
+    refused = {"error": "Unprocessable Entity", "message": "limit is not allowed", "code": "VALIDATION_FAILED"}
+    async with connect(settings) as client:
+        ids = [await finished_run(client, server_id, f"run {n}") for n in range(3)]
+        sandbox.state.clear_requests()
+        sandbox.state.inject(Fault(kind="status", status=422, method="GET", path_contains=server_id, body=refused))
+        result = await client.call_tool("list_agent_runs", {"serverId": server_id, "limit": 2})
+
+    assert not result.is_error, text_of(result)
+    assert [run["id"] for run in result.structured_content["runs"]] == ids[::-1][:2]
+    assert result.structured_content["notes"] == ["1 more runs were returned and left out"]
+    assert [(r.method, r.path, r.query) for r in api_requests(sandbox)] == [
+        ("GET", runs_path(server_id), {"limit": "2"}),
+        ("GET", runs_path(server_id), {}),
+    ]
 
 
 @readings(FLAT_BODIES, NO_EVENT_IDS)

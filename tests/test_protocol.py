@@ -18,13 +18,24 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp.types import INVALID_PARAMS, ResourceTemplateReference, ResourceUpdatedNotification
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.composition import Application, compose
 from acp_mcp.config import Settings
-from acp_mcp.limits import MAX_RUNS_PER_SUBSCRIBER
+from acp_mcp.limits import BINDINGS_TTL_SECONDS, MAX_RUNS_PER_SUBSCRIBER
 from acp_mcp.sandbox import SANDBOX_SERVER_ID, Fault, RunningSandbox
 from acp_mcp.sandbox.variants import FLAT_BODIES, LIMIT_MAX_50, NO_EVENT_IDS, OLDEST_FIRST
 
-from .conftest import FAST_POLLS, SERVER_ID, api_requests, hanging_run, readings, runs_path, start_run, until
+from .conftest import (
+    FAST_POLLS,
+    SERVER_ID,
+    api_requests,
+    connect,
+    hanging_run,
+    readings,
+    runs_path,
+    start_run,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -197,9 +208,43 @@ async def test_server_ids_complete_from_the_default_then_the_servers_the_key_see
         sandbox.state.clear_requests()
         completion = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
 
-    assert completion.values[0] == "srv_default"
-    assert {"srv_listed", SANDBOX_SERVER_ID} <= set(completion.values[1:])
+    assert completion.values[0] == "srv_default" and "srv_listed" in completion.values[1:]
+    assert SANDBOX_SERVER_ID in completion.values or completion.has_more  # unless the page was full
     assert [(r.method, r.path, r.query) for r in api_requests(sandbox)] == lookups("/v1/servers", variant)
+
+
+@readings(OLDEST_FIRST, LIMIT_MAX_50)
+async def test_server_ids_complete_only_with_servers_that_can_run_agents_their_bindings_remembered_a_while(
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, variant: str
+) -> None:
+    state = sandbox.state
+    for server_id, kind, bound in [
+        ("srv_web_bound", "web_app", True),
+        ("srv_web_plain", "web_app", False),
+        ("srv_fn_bound", "function", True),
+        ("srv_login", "auth", True),
+        ("srv_vault", "secrets", False),
+    ]:
+        state.add_resource(server_id, kind, agent_runtime_bound=bound)
+    async with connect(settings, clock=clock) as client:
+        first = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+        cached = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+        requests = api_requests(sandbox)
+        state.clear_requests()
+        clock.advance(BINDINGS_TTL_SECONDS)
+        later = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+
+    assert {"srv_web_bound", "srv_fn_bound"} <= set(first.values)  # bound to an agent runtime
+    assert not {"srv_web_plain", "srv_login", "srv_vault"} & set(first.values)  # no binding, or auth or secrets
+    assert cached.values == first.values == later.values
+    lookup = lookups("/v1/servers", variant)
+    asked = ("srv_fn_bound", "srv_web_bound", "srv_web_plain")  # never an auth or secrets resource's
+    bindings: list[tuple[str, str, dict[str, str]]] = [("GET", f"/v1/servers/{sid}/bindings", {}) for sid in asked]
+    seen = [(r.method, r.path, r.query) for r in requests]
+    assert seen[: len(lookup)] == lookup and sorted(seen[len(lookup) : -len(lookup)]) == bindings
+    assert seen[-len(lookup) :] == lookup  # the second completion: the bindings are remembered
+    later_seen = [(r.method, r.path, r.query) for r in api_requests(sandbox)]
+    assert later_seen[: len(lookup)] == lookup and sorted(later_seen[len(lookup) :]) == bindings  # asked again
 
 
 async def test_a_failing_lookup_completes_nothing_instead_of_failing(

@@ -144,6 +144,12 @@ class _RunRoutes:
         servers = self.state.list_servers(_limit(request, self.state), account=_account(request))
         return _json({"object": "list", "data": servers, "servers": servers})
 
+    async def bindings(self, request: Request) -> Response:
+        """GET servers/{id}/bindings: what is bound to a server."""
+        server_id = _param(request, "server_id")
+        bindings = self.state.bindings(server_id, account=_account(request))
+        return _json({"serverId": server_id, "bindings": bindings})
+
     async def get(self, request: Request) -> Response:
         """GET runs/{id}: the light status poll."""
         return self._envelope(self._run(request), LIGHT_GET_INCLUDES_EVENTS)
@@ -205,6 +211,7 @@ def _routes(state: SandboxState) -> list[Route]:
     runs, control = _RunRoutes(state), _ControlRoutes(state)
     return [
         Route(SERVERS_PATH, runs.servers, methods=["GET"]),
+        Route(SERVERS_PATH + "/{server_id}/bindings", runs.bindings, methods=["GET"]),
         Route(RUNS_PATH, runs.start, methods=["POST"]),
         Route(RUNS_PATH, runs.list_, methods=["GET"]),
         Route(RUN_PATH, runs.get, methods=["GET"]),

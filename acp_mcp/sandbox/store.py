@@ -14,6 +14,10 @@ Undocumented choices (the sandbox's guesses; see also ``agent``, ``runs`` and ``
   ``input`` become the new turn's.
 - ``CANCEL_EVENT``: cancelling adds a system event "Run cancelled" with logType
   ``status`` and logLevel ``warning``; a cancel stops the turn at once.
+- Servers: every server with runs, and ``SANDBOX_SERVER_ID``, is of kind
+  ``agent_runtime`` with no bindings; resources added with ``add_resource``
+  (a web app, function, auth or secrets resource, with or without an
+  ``agent_runtime`` binding) are listed before them, to every account.
 - Accounts: each key is one account, and a run belongs to the account whose key
   started it. To every other account it is an unknown run (the same 404), the
   run list holds only the caller's runs and the server list only the servers of
@@ -53,7 +57,7 @@ from ..limits import DEFAULT_SANDBOX_PACE
 from .agent import TERMINAL, Beat, EventSpec, Turn, TurnInput, plan_turn
 from .errors import ApiError, JsonObject
 from .faults import ArmedFaults, Fault
-from .runs import StoredRun, iso_utc
+from .runs import AGENT_RUNTIME_ID, StoredRun, iso_utc
 from .variants import BUSY_INPUT_QUEUES, FLAT_BODIES, NO_EVENT_IDS, OLDEST_FIRST
 from .wakeups import Waiters
 
@@ -63,6 +67,7 @@ BUSY_STATUS = 409
 FINISHED_STATUS = 409
 METADATA_ON_CONTINUE: Literal["replace", "merge"] = "replace"
 TITLE_CHARS = 60
+AGENT_RUNTIME_KIND = "agent_runtime"
 CREATED_STEP_SECONDS = 0.001
 CANCEL_EVENT: EventSpec = ("system", "Run cancelled", "status", "warning")
 
@@ -113,6 +118,7 @@ class SandboxState:
         self._run_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
         self._last_created = -math.inf
+        self._resources: dict[str, tuple[str, bool]] = {}
         self.variants = variants
         """The readings the sandbox plays (`variants.parse_variants`), none by default."""
 
@@ -229,13 +235,45 @@ class SandboxState:
             return run
 
     def list_servers(self, limit: int, *, account: str | None = None) -> list[dict[str, Any]]:
-        """The servers (resources) with runs (of `account`, if given), newest run first, plus `SANDBOX_SERVER_ID`."""
+        """The added resources, then the servers with runs (of `account`, if given), newest run first, then
+        `SANDBOX_SERVER_ID` (``oldest-first``: the same servers in the opposite order)."""
         with self._lock:
             servers = (r.server_id for r in reversed(self._runs.values()) if _seen_by(r, account))
-            ids = list(dict.fromkeys([*servers, SANDBOX_SERVER_ID]))[:limit]
+            kinds = {server_id: kind for server_id, (kind, _) in self._resources.items()}
+            kinds.update({sid: AGENT_RUNTIME_KIND for sid in [*servers, SANDBOX_SERVER_ID] if sid not in kinds})
+            ids = list(kinds)[:limit]
             ordered = ids[::-1] if OLDEST_FIRST in self.variants else ids
+        return [{"id": sid, "name": sid, "kind": kinds[sid], "status": "deployed"} for sid in ordered]
+
+    def add_resource(self, server_id: str, kind: str, *, agent_runtime_bound: bool = False) -> None:
+        """List a resource of another `kind` (``web_app``, ``function``, ``auth``, ``secrets``), bound to the
+        sandbox's agent runtime or not."""
+        with self._lock:
+            self._resources[server_id] = (kind, agent_runtime_bound)
+
+    def clear_resources(self) -> None:
+        """Forget the added resources."""
+        with self._lock:
+            self._resources.clear()
+
+    def bindings(self, server_id: str, *, account: str | None = None) -> list[dict[str, Any]]:
+        """The bindings of a server `account` sees: an ``agent_runtime`` binding for a bound resource, else none;
+        raise 404 for a server it does not see."""
+        with self._lock:
+            seen = server_id == SANDBOX_SERVER_ID or server_id in self._resources
+            if not seen and not any(r.server_id == server_id and _seen_by(r, account) for r in self._runs.values()):
+                raise ApiError(404, f"Server {server_id} not found")
+            if not self._resources.get(server_id, ("", False))[1]:
+                return []
         return [
-            {"id": server_id, "name": server_id, "kind": "agent_runtime", "status": "deployed"} for server_id in ordered
+            {
+                "id": f"bind_{server_id}",
+                "targetType": AGENT_RUNTIME_KIND,
+                "targetId": AGENT_RUNTIME_ID,
+                "alias": None,
+                "accessMode": "read_write",
+                "metadata": {},
+            }
         ]
 
     def list_runs(self, server_id: str, limit: int, *, account: str | None = None) -> list[StoredRun]:
