@@ -139,6 +139,14 @@ STATUS_CASES = [
         id="422-reads-details-given-as-an-object",
     ),
     pytest.param(
+        400,
+        {**_rejected("Bad Request"), "details": {"field": "mode", "message": "must be sync or async"}},
+        {},
+        'The ACP API rejected the request (HTTP 400 VALIDATION_FAILED — the API said: "mode must be sync or '
+        'async"). Rejected fields: mode: must be sync or async. Fix the arguments and call again.',
+        id="400-reads-one-rejected-field-given-as-an-object",
+    ),
+    pytest.param(
         429,
         None,
         {"Retry-After": "7"},

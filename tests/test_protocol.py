@@ -247,6 +247,20 @@ async def test_server_ids_complete_only_with_servers_that_can_run_agents_their_b
     assert later_seen[: len(lookup)] == lookup and sorted(later_seen[len(lookup) :]) == bindings  # asked again
 
 
+async def test_a_server_whose_bindings_cannot_be_read_is_left_out_and_asked_about_again(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    sandbox.state.add_resource("srv_web_bound", "web_app", agent_runtime_bound=True)
+    sandbox.state.inject(Fault(kind="status", status=500, method="GET", path_contains="/bindings"))
+    async with served(settings, "auto") as (_, client):
+        failed = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_web"})).completion
+        again = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_web"})).completion
+
+    assert (failed.values, again.values) == ([], ["srv_web_bound"])
+    asked = [r.path for r in api_requests(sandbox) if r.path.endswith("/bindings")]
+    assert asked == ["/v1/servers/srv_web_bound/bindings"] * 2  # a failure is not remembered
+
+
 async def test_a_failing_lookup_completes_nothing_instead_of_failing(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:

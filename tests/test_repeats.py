@@ -1,4 +1,5 @@
-"""A start repeated after its call was cancelled gets the run the first one started, not a second run."""
+"""A start repeated after its call was cancelled gets the run the first one started (by its id, or by its marker
+when the API had not answered), not a second run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from acp_mcp.limits import MAX_REMEMBERED_STARTS
 from acp_mcp.repeats import AbandonedStarts
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_requests, connect, text_of, until
+from .conftest import SERVER_ID, api_requests, connect, runs_path, text_of, until
 
 HANG = {"serverId": SERVER_ID, "content": "/hang", "waitSeconds": 30}
 
@@ -80,3 +81,34 @@ async def test_a_start_repeated_after_its_call_was_cancelled_returns_the_run_it_
     ]
     assert again.structured_content["run"]["id"] != first_id, "only the first repeat is folded into the earlier run"
     assert len(api_requests(sandbox, method="POST")) == 2
+
+
+@pytest.mark.anyio
+async def test_a_start_cancelled_before_the_api_answered_is_found_by_its_marker_when_repeated(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    held = {"serverId": SERVER_ID, "content": "/hang", "mode": "sync", "waitSeconds": 30}  # answered only at its end
+    async with connect(settings) as client:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.call_tool, "start_agent_run", held)
+                await until(lambda: bool(api_requests(sandbox, method="POST")))
+                scope.cancel()  # no answer yet: the run's id is not known, only the marker the start carried
+        (post,) = api_requests(sandbox, method="POST")
+        sandbox.state.clear_requests()
+        repeat = await client.call_tool("start_agent_run", {**held, "waitSeconds": 0})
+        requests = api_requests(sandbox)
+        found = repeat.structured_content["run"]["id"] if not repeat.is_error else None
+        if found:  # the hanging run is stopped, so it holds nothing open
+            await client.call_tool("cancel_agent_run", {"serverId": SERVER_ID, "resourceRunId": found})
+
+    assert not repeat.is_error, text_of(repeat)
+    (first,) = [run for run in sandbox.state.list_runs(SERVER_ID, 10) if run.metadata == post.body["metadata"]]
+    assert repeat.structured_content["run"]["id"] == first.id
+    assert repeat.structured_content["notes"][0].startswith(
+        f"an identical start_agent_run was cancelled (the client stopped waiting) after it started run {first.id};"
+    )
+    assert [(r.method, r.path, r.query) for r in requests] == [  # no second POST: the marker found the run
+        ("GET", runs_path(), {"limit": "10"}),
+        ("GET", f"{runs_path()}/{first.id}/events", {}),
+    ]

@@ -113,6 +113,24 @@ def test_the_server_list_of_each_account_names_only_the_servers_of_its_own_runs(
     assert [s["id"] for s in servers_b.json()["data"]] == ["srv_of_b", SANDBOX_SERVER_ID]
 
 
+def test_bindings_are_answered_for_the_servers_an_account_sees_and_404_for_others(sandbox: RunningSandbox) -> None:
+    sandbox.state.add_resource("srv_site", "web_app", agent_runtime_bound=True)
+    with client(sandbox, KEY_A) as a, client(sandbox, KEY_B) as b:
+        start(a, "on A's server", "/v1/servers/srv_of_a/runtime/agent/runs")
+        site, own, foreign = (
+            a.get("/v1/servers/srv_site/bindings"),
+            a.get("/v1/servers/srv_of_a/bindings"),
+            b.get("/v1/servers/srv_of_a/bindings"),
+        )
+
+    assert (site.status_code, [x["targetType"] for x in site.json()["bindings"]]) == (200, ["agent_runtime"])
+    assert (own.status_code, own.json()) == (200, {"serverId": "srv_of_a", "bindings": []})
+    assert (foreign.status_code, foreign.json()) == (
+        404,
+        {"error": "Not Found", "message": "Server srv_of_a not found"},
+    )
+
+
 def test_the_account_that_started_a_run_reads_cancels_and_continues_it(sandbox: RunningSandbox) -> None:
     with client(sandbox, KEY_A) as a:
         run_id = start(a, "/hang")

@@ -1,4 +1,5 @@
-"""The readings the sandbox can play: named as the README's sandbox table names them, and parsed strictly."""
+"""The readings the sandbox can play: named as the README's sandbox table names them, and parsed strictly; the
+run list sorted by creation whatever order the API gives."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 import pytest
 
+from acp_mcp.models import RunList
 from acp_mcp.sandbox import VARIANTS, parse_variants
 
 from ._tooling import ROOT
@@ -37,3 +39,19 @@ def test_variants_are_read_from_a_comma_separated_list_or_an_iterable(
     text: str | list[str], chosen: frozenset[str]
 ) -> None:
     assert parse_variants(text) == chosen
+
+
+def test_runs_are_sorted_newest_created_first_those_without_a_readable_time_last_in_the_apis_order() -> None:
+    listing = RunList.model_validate(
+        {
+            "data": [
+                {"id": "undated"},
+                {"id": "old", "createdAt": "2026-12-06T09:00:00.000Z"},
+                {"id": "garbled", "createdAt": "yesterday"},
+                {"id": "new", "createdAt": "2026-12-06T10:00:00.000Z"},
+                {"id": "local", "createdAt": "2026-12-06T09:30:00"},  # no zone: read as UTC
+            ]
+        }
+    )
+
+    assert [run.id for run in listing.newest_first()] == ["new", "local", "old", "undated", "garbled"]
