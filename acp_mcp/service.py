@@ -218,7 +218,7 @@ class RunService:
         return shape_run(envelope, server_id=server_id, outcome="cancelled", http_status=status)
 
     async def full_run(self, server_id: str, run_id: str) -> str:
-        """The run with all its events, as the API sent it, as JSON text."""
+        """The run with all its events as JSON text: every field the API sent, as the envelope (a flat run too)."""
         envelope = await self.client.get_run_events(server_id, run_id)
         return envelope.model_dump_json(exclude_unset=True)
 
@@ -335,7 +335,7 @@ class RunService:
             if earlier.run_id is not None:
                 return await self.client.get_run_events(call.server_id, earlier.run_id, deadline=call.deadline)
             return await self._find_started(call, earlier.marker)
-        except ACPError:
+        except (NotFoundError, UnconfirmedStartError):
             return None
 
     async def _lost_start(self, call: CallBudget, marker: str, lost: TransportError, lost_sync: bool) -> RunEnvelope:
