@@ -6,6 +6,7 @@ import argparse
 import functools
 import importlib.util
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="an API key the sandbox accepts, one account per key (repeat for several accounts; each sees only "
         "its own runs) [default: one key, $ACP_SANDBOX_KEY or generated]",
+    )
+    sandbox.add_argument(
+        "--variant",
+        dest="sandbox_variants",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="play another reading of the API where its docs are silent: flat-bodies, oldest-first, no-event-ids, "
+        "limit-max-50, busy-input-queues (README, The sandbox) [default: $ACP_SANDBOX_VARIANTS, else none]",
     )
     return parser
 
@@ -158,13 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(pace=args.demo_pace)
         if args.command == "sandbox":
-            from .sandbox import run_standalone
+            from .sandbox import VARIANTS_ENV, parse_variants, run_standalone
 
             keys: list[str] = args.sandbox_keys
             if "" in keys or len(set(keys)) != len(keys):
                 sys.stderr.write("acp-mcp: each sandbox --key must be non-empty and given once\n")
                 return 2
-            run_standalone(args.sandbox_host, args.sandbox_port, args.standalone_pace, keys)
+            try:
+                variants = parse_variants(",".join(args.sandbox_variants) or os.environ.get(VARIANTS_ENV, ""))
+            except ValueError as exc:
+                sys.stderr.write(f"acp-mcp: {exc}\n")
+                return 2
+            run_standalone(args.sandbox_host, args.sandbox_port, args.standalone_pace, keys, variants)
             return 0
         return serve(settings, sandbox=args.sandbox, pace=args.sandbox_pace)
     except ConfigError as exc:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from . import __version__
 from .arguments import path_id
 from .clock import Clock, SystemClock
-from .config import CALLER_KEY_HEADER, Settings, is_loopback
+from .config import CALLER_KEY_HEADER, ORGANIZATION_HEADER, Settings, is_loopback
 from .errors import (
     ACPError,
     BusyError,
@@ -52,7 +52,7 @@ from .limits import (
     POOL_WAIT_SECONDS,
     UNBOUNDED_CALL_TIMEOUTS,
 )
-from .models import RunEnvelope, RunList, ServerList
+from .models import BindingList, RunEnvelope, RunList, ServerList
 from .redaction import Redactor
 from .retries import RetryPolicy, retry_after
 from .telemetry import Telemetry, default_telemetry
@@ -200,6 +200,11 @@ class ACPClient:
         params = {"limit": str(limit)} if limit is not None else None
         return (await self._request("GET", "servers", ServerList, "servers", params=params, deadline=deadline))[1]
 
+    async def list_bindings(self, server_id: str, *, deadline: float | None = None) -> BindingList:
+        """``GET /servers/{serverId}/bindings``: what is bound to the server (an agent runtime, a database...)."""
+        path = f"servers/{_segment('serverId', server_id)}/bindings"
+        return (await self._request("GET", path, BindingList, "bindings", server_id, deadline=deadline))[1]
+
     # -- the chokepoint ------------------------------------------------------------------------
 
     def _check_ready(self) -> str:
@@ -243,6 +248,8 @@ class ACPClient:
         key = self._check_ready()
         labels = {"server_id": server_id, "run_id": run_id, "operation": operation}
         headers = {"Authorization": f"Bearer {key}"}
+        if self._settings.organization_id:
+            headers[ORGANIZATION_HEADER] = self._settings.organization_id
         if method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
         if deadline is None:

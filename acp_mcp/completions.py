@@ -1,10 +1,12 @@
 """Completions for the run resource template: server ids and run ids a client can offer as the user types.
 
-``serverId`` completes from the configured default, then the servers the key can see
-(``GET /servers``); ``resourceRunId`` from the server's newest runs (the ``serverId`` already
-chosen, else the default). Prefix match, newest first, at most `COMPLETION_VALUES`. Each lookup is one
-request, bounded by the request timeout; any failure gives an empty completion (and a log line),
-never an error the client must handle.
+``serverId`` completes from the configured default, then the servers the key can see that can run
+agents (``GET /servers``, plus the bindings of those not of kind ``agent_runtime``: see ``listing``);
+``resourceRunId`` from the server's newest runs (the ``serverId`` already chosen, else the default),
+sorted newest first whatever the API's order. Prefix match, at most `COMPLETION_VALUES`; a lookup
+refused for its ``limit`` is asked again with less (``listing``). A completion's requests are bounded
+by one request timeout together; any failure gives an empty completion (and a log line), never an
+error the client must handle.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from mcp.types import Completion
 
 from .limits import COMPLETION_LOOKUP, COMPLETION_VALUES
+from .listing import newest_runs, servers
 from .process_state import ProcessState
 
 
@@ -44,9 +47,11 @@ async def _server_ids(state: ProcessState) -> tuple[list[str], bool]:
     runs = state.callers.current()
     if runs.caller.key is None:
         return default, False
-    listing = await runs.client.list_servers(COMPLETION_LOOKUP, deadline=_one_request(state))
-    ids = [server.id for server in listing.items if server.id]
-    return default + ids, len(listing.items) >= COMPLETION_LOOKUP
+    deadline = _one_request(state)
+    listed = await servers(runs.client, COMPLETION_LOOKUP, deadline=deadline)
+    items = listed.listing.items
+    offered = await state.agent_servers.offered(runs.client, items, deadline=deadline)
+    return default + [server.id for server in offered if server.id], listed.full(len(items))
 
 
 async def _run_ids(state: ProcessState, server_id: str | None) -> tuple[list[str], bool]:
@@ -55,8 +60,9 @@ async def _run_ids(state: ProcessState, server_id: str | None) -> tuple[list[str
     runs = state.callers.current()
     if not server_id or runs.caller.key is None:
         return [], False
-    listing = await runs.client.list_runs(server_id, COMPLETION_LOOKUP, deadline=_one_request(state))
-    return [run.id for run in listing.items if run.id], len(listing.items) >= COMPLETION_LOOKUP
+    listed = await newest_runs(runs.client, server_id, COMPLETION_LOOKUP, deadline=_one_request(state))
+    items = listed.listing.items
+    return [run.id for run in items if run.id], listed.full(len(items))
 
 
 def _one_request(state: ProcessState) -> float:

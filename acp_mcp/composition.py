@@ -22,6 +22,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .keystore import KeyStore, open_key_store, read_kek
 from .links import ConnectLinks, Signer, connect_base
+from .listing import AgentServers
 from .oauth import JWTVerifier
 from .process_state import ProcessState
 from .redaction import Redactor
@@ -96,6 +97,7 @@ def compose(
         watcher=watcher,
         waits=WaitSlots(settings.max_waits),
         telemetry=telemetry,
+        agent_servers=AgentServers(clock),
     )
     verifier = None
     if settings.oauth_issuer and settings.public_url:

@@ -42,6 +42,8 @@ KEK_VARIABLE = "ACP_MCP_KEY_ENCRYPTION_KEY"
 CONNECT_SECRET_VARIABLE = "ACP_MCP_CONNECT_CLIENT_SECRET"
 DEFAULT_KEY_STORE = "acp-mcp-keys.sqlite"
 CALLER_KEY_HEADER = "X-Computer-Agents-Key"
+ORGANIZATION_HEADER = "X-Computer-Agents-Organization"
+"""The official SDK's header for organization-scoped keys, sent with every request when ``organization_id`` is set."""
 
 
 class ConfigError(ValueError):
@@ -103,6 +105,13 @@ def _positive_seconds(text: str) -> float:
 
 def _optional(text: str) -> str | None:
     return text.strip() or None
+
+
+def _organization(text: str) -> str | None:
+    value = text.strip()
+    if value and not all(char.isprintable() and not char.isspace() for char in value):
+        raise ValueError(f"expected an organization id without spaces or control characters, got {text!r}")
+    return value or None
 
 
 def _port(text: str) -> int:
@@ -185,6 +194,13 @@ class Settings:
     )
     default_server_id: str | None = _setting(
         None, "ACP_SERVER_ID", "--server-id", "server (resource) id used when a tool call omits serverId", _optional
+    )
+    organization_id: str | None = _setting(
+        None,
+        "COMPUTER_AGENTS_ORGANIZATION_ID",
+        "--organization-id",
+        "organization sent as X-Computer-Agents-Organization, for organization-scoped keys",
+        _organization,
     )
     read_only: bool = _setting(
         False, "ACP_MCP_READ_ONLY", "--read-only", "offer only the read-only tools (get, list)", parse_bool
@@ -450,11 +466,18 @@ def settings_fields() -> list[tuple[str, Setting]]:
 
 
 def normalize_base_url(url: str) -> str:
-    """Strip trailing slashes and append ``/v1`` unless the URL already ends with it."""
+    """Strip trailing slashes and append ``/v1`` unless the URL already ends with it; refuse what the official
+    SDK refuses: a scheme other than http(s), credentials, a query or a fragment."""
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"COMPUTER_AGENTS_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}")
+    if "@" in parts.netloc:  # the URL itself is not shown: it holds a secret
+        raise ConfigError("COMPUTER_AGENTS_BASE_URL must not carry credentials (user:password@); send only the key")
+    if "?" in url or "#" in url:
+        raise ConfigError(
+            f"COMPUTER_AGENTS_BASE_URL must not have a query or a fragment, such as {DEFAULT_BASE_URL}, got {url!r}"
+        )
     url = parts.scheme + url[len(parts.scheme) :]  # urlsplit lowercases the scheme: keep one spelling
     return url if url.endswith("/v1") else url + "/v1"
 

@@ -6,7 +6,7 @@
     ├── InsecureBaseURLError      plain http to a non-loopback host; nothing was sent
     ├── InvalidArgumentError      a tool argument refused before any request; nothing was sent
     │   └── InvalidIdError        an id that cannot be one path segment
-    ├── UnconfirmedStartError     a sync start timed out and its run was not found yet
+    ├── UnconfirmedStartError     a start's answer was lost and its run was not found yet
     ├── BusyError                 this process is at one of its limits; nothing was sent
     ├── TransportError            no HTTP answer
     │   ├── ConnectError          the request provably never reached the API (safe to retry a POST)
@@ -31,6 +31,7 @@ Turning them into words for the model is `messages.py`'s job.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,11 +85,12 @@ class InvalidIdError(InvalidArgumentError):
 
 
 class UnconfirmedStartError(ACPError):
-    """A sync start outlived its wait (`waited` seconds) and no run with its input could be found yet."""
+    """A start's answer was lost (`cause`: what happened to it, e.g. "did not answer within 5s") and no run
+    carrying its marker could be found yet."""
 
-    def __init__(self, *, server_id: str, waited: float) -> None:
-        super().__init__(f"sync start unconfirmed after {waited:g}s", server_id=server_id, operation="start")
-        self.waited = waited
+    def __init__(self, *, server_id: str, cause: str) -> None:
+        super().__init__(f"start unconfirmed: it {cause}", server_id=server_id, operation="start")
+        self.cause = cause
 
 
 class BusyError(ACPError):
@@ -144,14 +146,23 @@ class FieldProblem:
     message: str
 
 
+BUDGET_FIELDS = ("balance", "dailySpent", "dailyLimit", "monthlySpent", "monthlyLimit")
+"""The documented fields of a 402's ``budgetStatus`` (code ``INSUFFICIENT_BUDGET``)."""
+USAGE_FIELDS = ("tier", "used", "allowance", "periodEnd")
+"""The documented fields of a 402's ``usage`` (code ``USAGE_EXHAUSTED``)."""
+
+
 @dataclass(frozen=True)
 class Envelope:
-    """The short fields of the platform's error envelope ``{error, message, code?, details?}``."""
+    """The short fields of the platform's error envelope ``{error, message, code?, details?}``, plus a 402's
+    documented ``budgetStatus`` and ``usage`` fields (name, short text), whichever were sent."""
 
     error: str | None = None
     message: str | None = None
     code: str | None = None
     details: tuple[FieldProblem, ...] = field(default_factory=tuple)
+    budget: dict[str, str] = field(default_factory=dict, hash=False)
+    usage: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 class APIStatusError(ACPError):
@@ -237,20 +248,42 @@ def parse_envelope(body: Any, redact: Callable[[str], str]) -> Envelope:
         text = redact(value if isinstance(value, str) else str(value))
         return text if len(text) <= limit else text[:limit] + "…"
 
+    def known(value: Any, names: tuple[str, ...]) -> dict[str, str]:
+        fields = value if isinstance(value, dict) else {}
+        return {name: text for name in names if (text := short(fields.get(name), ERROR_CODE_CHARS)) is not None}
+
     if not isinstance(body, dict):
         return Envelope()
     details = body.get("details")
+    extras = details if isinstance(details, dict) else {}
     problems = tuple(
         FieldProblem(
-            field=short(item.get("field"), ERROR_CODE_CHARS),
-            message=short(item.get("message"), ERROR_DETAIL_CHARS) or "",
+            field=short(name, ERROR_CODE_CHARS),
+            message=short(message, ERROR_DETAIL_CHARS) or "",
         )
-        for item in (details if isinstance(details, list) else [])[:ERROR_DETAILS]
-        if isinstance(item, dict)
+        for name, message in _detail_items(details)[:ERROR_DETAILS]
     )
     return Envelope(
         error=short(body.get("error")),
         message=short(body.get("message")),
         code=short(body.get("code"), ERROR_CODE_CHARS),
         details=problems,
+        budget=known(body.get("budgetStatus", extras.get("budgetStatus")), BUDGET_FIELDS),
+        usage=known(body.get("usage", extras.get("usage")), USAGE_FIELDS),
     )
+
+
+def _detail_items(details: Any) -> list[tuple[Any, Any]]:
+    """(field, message) of each rejected field in ``details``: the errors page's list of ``{field, message}``,
+    one such object, or the SDK's object of ``{field: message}`` (the 402 extras left out)."""
+    if isinstance(details, list):
+        return [(item.get("field"), item.get("message")) for item in details if isinstance(item, dict)]
+    if not isinstance(details, dict):
+        return []
+    if "message" in details:
+        return [(details.get("field"), details.get("message"))]
+    return [
+        (name, value if isinstance(value, str) else json.dumps(value, default=str))
+        for name, value in details.items()
+        if name not in ("budgetStatus", "usage")
+    ]

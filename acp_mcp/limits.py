@@ -38,9 +38,7 @@ PROGRESS_SECONDS = 5.0
 GRACE_SECONDS = 5.0
 """What a call may take past its wait (or one request timeout): the last poll and the events fetch."""
 LOST_START_SEARCH_RUNS = 10
-"""A sync start that outlived its wait is looked for among the server's newest runs, this many."""
-CLOCK_SKEW_SECONDS = 60.0
-"""How far the API's clock may be behind ours when a lost sync start is matched by its createdAt."""
+"""A start whose answer was lost is looked for (by its marker) among the server's newest runs, this many."""
 
 # -- what a result holds (any result stays under 25,000 characters) ----------------------------------
 
@@ -121,7 +119,12 @@ RETRY_MAX_SECONDS = 8.0
 COMPLETION_VALUES = 100
 """Most values a completion returns (the protocol's limit)."""
 COMPLETION_LOOKUP = 100
-"""How many servers or runs one completion lookup asks the API for (its largest page)."""
+"""How many servers or runs one completion lookup asks the API for (the sandbox's largest page)."""
+BINDINGS_TTL_SECONDS = 60.0
+"""A server's bindings (whether it can run agents) are remembered this long for completions: they change rarely."""
+FALLBACK_LIST_LIMIT = 50
+"""A list refused for its ``limit`` is asked again with this one (the agents list's documented default; the run
+and server lists document no bounds), then with none."""
 
 # -- what one process keeps ------------------------------------------------------------------------
 

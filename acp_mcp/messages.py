@@ -19,6 +19,7 @@ from .errors import (
     CallerKeyMissingError,
     ConflictError,
     ConnectError,
+    Envelope,
     InsecureBaseURLError,
     InvalidArgumentError,
     InvalidIdError,
@@ -103,6 +104,24 @@ def _conflict_message(exc: ConflictError, upstream: str) -> str:
     )
 
 
+def _spending(envelope: Envelope) -> str:
+    """A 402's documented budget and usage figures in words: what is spent, the limit, when it resets."""
+    budget, usage = envelope.budget, envelope.usage
+    said = [
+        f"{budget[spent]} spent of the {period} limit of {budget[limit]}"
+        for period, spent, limit in (("daily", "dailySpent", "dailyLimit"), ("monthly", "monthlySpent", "monthlyLimit"))
+        if spent in budget and limit in budget
+    ]
+    if "balance" in budget:
+        said.append(f"balance {budget['balance']}")
+    if "used" in usage and "allowance" in usage:
+        tier = f" on the {usage['tier']} tier" if "tier" in usage else ""
+        said.append(f"{usage['used']} used of an allowance of {usage['allowance']}{tier}")
+    if "periodEnd" in usage:
+        said.append(f"the allowance resets at {usage['periodEnd']}")
+    return f" The account: {'; '.join(said)}." if said else ""
+
+
 def _status_message(exc: APIStatusError, base_url: str) -> str:
     upstream = _upstream(exc)
     if isinstance(exc, AuthenticationError):
@@ -117,7 +136,7 @@ def _status_message(exc: APIStatusError, base_url: str) -> str:
         )
     if isinstance(exc, PaymentRequiredError):
         return (
-            f"The account's budget or usage allowance is exhausted ({upstream}). "
+            f"The account's budget or usage allowance is exhausted ({upstream}).{_spending(exc.envelope)} "
             "Nothing was run; tell the user to raise the limit or add credit, then retry."
         )
     if isinstance(exc, NotFoundError):
@@ -166,7 +185,7 @@ def describe(exc: ACPError, *, base_url: str) -> str:
         )
     if isinstance(exc, UnconfirmedStartError):
         return (
-            f"The sync start did not answer within {exc.waited:g}s and no run with this input is listed yet. "
+            f"The start {exc.cause}, and no run carrying its marker (metadata.acpMcpStart) is listed yet. "
             f"The run may still have been created: look for it with "
             f"{call_hint('list_agent_runs', serverId=exc.server_id)} before starting it again."
         )
@@ -299,6 +318,14 @@ def late_sync_note(operation: str, cutoff: float) -> str:
     if operation == "start":
         return f"the sync start did not answer within {cutoff:g}s; this is the run it started"
     return f"the sync request did not answer within {cutoff:g}s; the run goes on on the platform"
+
+
+def lost_start_note(exc: Exception) -> str:
+    """A start's answer was lost; the run it started was found by its marker and is returned."""
+    return (
+        f"the start's answer was lost ({type(exc).__name__}); this is the run it started, found by the marker in "
+        "its metadata: do not start it again"
+    )
 
 
 def polling_failed_note(exc: Exception) -> str:

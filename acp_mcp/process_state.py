@@ -1,5 +1,5 @@
 """The per-process state every handler shares: settings, clock, redactor, boundary, callers, watcher, wait slots,
-telemetry."""
+telemetry, and which servers can run agents."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .boundary import Boundary
 from .callers import Callers
 from .clock import Clock
 from .config import Settings
+from .listing import AgentServers
 from .redaction import Redactor
 from .telemetry import Telemetry
 from .watching import RunWatcher
@@ -30,3 +31,5 @@ class ProcessState:
     watcher: RunWatcher
     waits: WaitSlots
     telemetry: Telemetry
+    agent_servers: AgentServers
+    """Which servers the key sees can run agents (completions offer only those)."""

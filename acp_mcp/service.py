@@ -6,8 +6,9 @@ client does that). The rules that are choices, not API facts, live here:
 - ``mode`` omitted: ``async`` is sent and the call waits up to ``waitSeconds``, so a slow run
   can never lose its handle to a client timeout. An explicit ``mode`` is forwarded as given.
 - ``mode: "sync"``: the HTTP request itself is bounded by the wait; if it outlives it, the run is
-  looked up (continue: by id; start: the newest run with the same input created since the call
-  began) and returned as it is.
+  looked up (continue: by id; start: by the marker in its metadata, see ``repeats``) and returned
+  as it is. A start of either mode whose connection breaks after the request went out is looked
+  up the same way before anything suggests starting again.
 - Every request of a call ends by its deadline: the wait (or one request timeout, if longer) plus
   the poll policy's grace (5 s), so a call with the default 45 s wait is over within 50 s.
 - A run that is still going when the wait ends is returned normally, with its id and the exact
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -28,23 +28,24 @@ from . import arguments
 from .client import ACPClient
 from .clock import Clock, SystemClock
 from .config import Settings
-from .errors import ACPError, NotFoundError, RequestTimeout, UnconfirmedStartError
+from .errors import ACPError, NotFoundError, ProtocolError, RequestTimeout, TransportError, UnconfirmedStartError
 from .limits import (
-    CLOCK_SKEW_SECONDS,
     DEFAULT_MAX_EVENTS,
     EVENTS_POLL_LIMIT,
     LOST_START_SEARCH_RUNS,
     MAX_LIST_RUNS,
 )
+from .listing import newest_runs
 from .messages import (
     DRAINING_NOTE,
     events_failed_note,
     late_sync_note,
+    lost_start_note,
     polling_failed_note,
     repeated_start_note,
 )
-from .models import Event, Run, RunEnvelope
-from .repeats import AbandonedStart, AbandonedStarts
+from .models import Event, RunEnvelope
+from .repeats import AbandonedStart, AbandonedStarts, mark_start, started_by
 from .results import Outcome, RunListResult, RunResult, shape_list, shape_run
 from .telemetry import Telemetry, default_telemetry
 from .waiting import Poll, PollPolicy, ProgressTicker, Report, progress_ticker, wait_for_run
@@ -149,33 +150,34 @@ class RunService:
     # -- tools ----------------------------------------------------------------------------
 
     async def start(self, call: CallBudget, body: dict[str, Any]) -> RunResult:
-        """Start a run, then wait for it within the call's budget; a repeat of a cancelled start gets its run."""
+        """Start a run, then wait for it within the call's budget; a start whose answer is lost is looked up by its
+        marker, and a repeat of a cancelled start gets its run."""
         key = self.abandoned.key(call.server_id, body)
         earlier = self.abandoned.take(key)
         if earlier is not None:
-            found = await self._earlier_start(call, body, earlier)
+            found = await self._earlier_start(call, earlier)
             if found is not None and found.run is not None and found.run.id:
                 async with self._ticker(call, f"run {found.run.id}: fetching") as ticker:
                     return await self._settle(call, found, ticker, notes=[repeated_start_note(found.run.id)])
         sync = body.get("mode") == "sync"
+        sent, marker = mark_start(body)
         started: str | None = None
         try:
             async with self._ticker(call, f"starting a run on server {call.server_id}") as ticker:
                 try:
                     status, envelope = await self.client.start_run(
-                        call.server_id, body, deadline=call.post_deadline(sync), sync=sync
+                        call.server_id, sent, deadline=call.post_deadline(sync), sync=sync
                     )
-                except RequestTimeout:
-                    if not sync:
-                        raise
-                    found = await self._find_started(call, body, call.began_wall)
-                    note = late_sync_note("start", call.sync_cutoff)
-                    return await self._settle(call, found, ticker, notes=[note], held=True)
+                except (RequestTimeout, ProtocolError) as exc:
+                    found = await self._lost_start(call, marker, exc, sync)
+                    late = sync and isinstance(exc, RequestTimeout)
+                    note = late_sync_note("start", call.sync_cutoff) if late else lost_start_note(exc)
+                    return await self._settle(call, found, ticker, notes=[note], held=sync)
                 started = envelope.run.id if envelope.run else None
                 outcome: Outcome = "accepted" if status == 202 else "started"
                 return await self._settle(call, envelope, ticker, outcome=outcome, http_status=status, held=sync)
         except anyio.get_cancelled_exc_class():
-            self.abandoned.remember(key, started, call.began_wall)
+            self.abandoned.remember(key, started, marker)
             raise
 
     async def continue_run(self, call: CallBudget, run_id: str, body: dict[str, Any]) -> RunResult:
@@ -207,9 +209,9 @@ class RunService:
             return await self._settle(call, envelope, ticker, outcome=outcome, http_status=http_status)
 
     async def list_runs(self, server_id: str, limit: int | None) -> RunListResult:
-        """The server's newest runs."""
-        listing = await self.client.list_runs(server_id, limit)
-        return shape_list(listing, server_id=server_id, limit=limit or MAX_LIST_RUNS)
+        """The server's newest runs, newest first."""
+        listed = await newest_runs(self.client, server_id, limit)
+        return shape_list(listed.listing, server_id=server_id, limit=limit or MAX_LIST_RUNS)
 
     async def cancel(self, server_id: str, run_id: str) -> RunResult:
         """Cancel a run; if the API answers without the run, fetch it."""
@@ -219,7 +221,7 @@ class RunService:
         return shape_run(envelope, server_id=server_id, outcome="cancelled", http_status=status)
 
     async def full_run(self, server_id: str, run_id: str) -> str:
-        """The run with all its events, as the API sent it, as JSON text."""
+        """The run with all its events as JSON text: every field the API sent, as the envelope (a flat run too)."""
         envelope = await self.client.get_run_events(server_id, run_id)
         return envelope.model_dump_json(exclude_unset=True)
 
@@ -335,37 +337,32 @@ class RunService:
 
         return poll
 
-    async def _earlier_start(
-        self, call: CallBudget, body: dict[str, Any], earlier: AbandonedStart
-    ) -> RunEnvelope | None:
+    async def _earlier_start(self, call: CallBudget, earlier: AbandonedStart) -> RunEnvelope | None:
         """The run a cancelled identical start created, if it can be found."""
         try:
             if earlier.run_id is not None:
                 return await self.client.get_run_events(call.server_id, earlier.run_id, deadline=call.deadline)
-            return await self._find_started(call, body, earlier.began_wall)
+            return await self._find_started(call, earlier.marker)
         except (NotFoundError, UnconfirmedStartError):
             return None
 
-    async def _find_started(self, call: CallBudget, body: dict[str, Any], began_wall: float) -> RunEnvelope:
-        """The newest run with the same input created since `began_wall` (allowing for clock skew),
-        else an error telling how to look for it."""
-        text = body.get("content", body.get("prompt"))
-        listing = await self.client.list_runs(call.server_id, LOST_START_SEARCH_RUNS, deadline=call.deadline)
-        since = began_wall - CLOCK_SKEW_SECONDS
-        match = next((r for r in listing.items if r.id and r.input == text and _created_since(r, since)), None)
+    async def _lost_start(self, call: CallBudget, marker: str, lost: TransportError, lost_sync: bool) -> RunEnvelope:
+        """The run of a start whose answer was `lost`, else an error telling how to look for it (never to retry)."""
+        try:
+            return await self._find_started(call, marker)
+        except ACPError as exc:
+            logger.info("looking up a start whose answer was lost (%s) found nothing: %s", type(lost).__name__, exc)
+            if isinstance(lost, RequestTimeout):
+                cause = f"got no answer within {call.sync_cutoff if lost_sync else call.request_timeout:g}s"
+            else:
+                cause = "lost its connection before the answer came"
+            raise UnconfirmedStartError(server_id=call.server_id, cause=cause) from None
+
+    async def _find_started(self, call: CallBudget, marker: str) -> RunEnvelope:
+        """The run among the server's newest whose metadata carries `marker`, with its events; raise
+        `UnconfirmedStartError` when none does."""
+        listed = await newest_runs(self.client, call.server_id, LOST_START_SEARCH_RUNS, deadline=call.deadline)
+        match = next((run for run in listed.listing.items if started_by(run, marker)), None)
         if match is None or match.id is None:
-            raise UnconfirmedStartError(server_id=call.server_id, waited=call.wait)
+            raise UnconfirmedStartError(server_id=call.server_id, cause="was not answered")
         return await self.client.get_run_events(call.server_id, match.id, deadline=call.deadline)
-
-
-def _created_since(run: Run, since: float) -> bool:
-    """True when the run's createdAt is at or after `since` (epoch seconds), or unknown."""
-    if not run.createdAt:
-        return True
-    try:
-        created = datetime.fromisoformat(run.createdAt)
-    except ValueError:
-        return True
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return created.timestamp() >= since

@@ -2,7 +2,8 @@
 
 One poll per watched run per process, however many subscribers and in both protocol eras: the
 run is read once at once (the baseline), then at the wait policy's cadence (``first_interval``,
-growing by ``factor`` to ``max_interval``). Each change of status or event count notifies every
+growing by ``factor`` to ``max_interval``). Each change of status or of the set of events (by id,
+or by time, role and content when events have no id; never by their order) notifies every
 subscriber once, the last when the run ends; then the poll stops. A run nobody watches is never
 polled. A subscriber is a 2025-11-25 session (``resources/subscribe``) or a 2026-07-28 listen
 stream (``subscriptions/listen``); each may watch at most `MAX_RUNS_PER_SUBSCRIBER` runs, and the process
@@ -23,6 +24,7 @@ from .client import ACPClient
 from .clock import Clock, SystemClock
 from .errors import ACPError, NotFoundError
 from .limits import MAX_RUNS_PER_SUBSCRIBER, MAX_WATCHED_RUNS
+from .models import events_fingerprint
 from .uris import parse_run_uri
 from .waiting import PollPolicy
 
@@ -131,7 +133,7 @@ class RunWatcher:
         assert ids is not None
         server_id, run_id = ids
         with watch.scope:
-            last: tuple[str | None, int] | None = None
+            last: str | None = None
             intervals = self.policy.intervals()
             while True:
                 try:
@@ -145,7 +147,7 @@ class RunWatcher:
                     logger.info("polling watched run %s failed: %s", uri, type(exc).__name__)
                 else:
                     run = envelope.run
-                    seen = (run.status if run else None, len(envelope.events or []))
+                    seen = events_fingerprint(run.status if run else None, envelope.events)
                     if last is not None and seen != last:
                         await self._notify(uri, watch)
                     last = seen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from pydantic import SecretStr
 from acp_mcp.clock import Clock, SystemClock, VirtualClock
 from acp_mcp.composition import compose
 from acp_mcp.config import Settings
-from acp_mcp.sandbox import RecordedRequest, RunningSandbox, SandboxState, serve_in_thread
+from acp_mcp.sandbox import VARIANTS, RecordedRequest, RunningSandbox, SandboxState, parse_variants, serve_in_thread
 from acp_mcp.waiting import PollPolicy
 
 from ._tooling import RUNNING
@@ -73,15 +74,37 @@ def running_sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
+DEFAULT_READING = "documented"
+"""The sandbox's own reading (no variant), as a `variant` parameter."""
+EVERY_READING = [DEFAULT_READING, *VARIANTS]
+"""The sandbox's own reading, then each variant alone: parametrize `variant` with these (`readings`)."""
+
+
+def readings(*variants: str) -> pytest.MarkDecorator:
+    """Run the test under the sandbox's own reading and each of `variants` (default every variant)."""
+    chosen = [DEFAULT_READING, *variants] if variants else EVERY_READING
+    return pytest.mark.parametrize("variant", chosen, indirect=True)
+
+
 @pytest.fixture
-def sandbox(running_sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
-    """The session's sandbox, reset for this test (and its clock back to real time after it)."""
+def variant(request: pytest.FixtureRequest) -> str:
+    """The reading of the API the sandbox plays for this test: `DEFAULT_READING` unless parametrized (`readings`)."""
+    return str(getattr(request, "param", DEFAULT_READING))
+
+
+@pytest.fixture
+def sandbox(running_sandbox: RunningSandbox, variant: str) -> Iterator[RunningSandbox]:
+    """The session's sandbox, reset for this test and playing its `variant` (and its clock back to real time and
+    its own reading after it)."""
     state = running_sandbox.state
     state.clear_requests()
     state.clear_faults()
+    state.clear_resources()
     state.pace = FAST_PACE
+    state.variants = frozenset() if variant == DEFAULT_READING else parse_variants(variant)
     yield running_sandbox
     state.clock = SystemClock()
+    state.variants = frozenset()
 
 
 @pytest.fixture
@@ -134,6 +157,26 @@ def api_calls(requests: list[RecordedRequest], server_id: str = SERVER_ID) -> li
     prefix = runs_path(server_id)
     assert all(r.path.startswith(prefix) for r in requests), [r.path for r in requests]
     return [(r.method, r.path[len(prefix) :]) for r in requests]
+
+
+START_MARKER = re.compile(r"[0-9a-f]{32}")
+
+
+def unmarked(body: Any) -> Any:
+    """A start's body as the caller gave it: its marker (``metadata.acpMcpStart``, 32 hex digits) checked and
+    taken out, and ``metadata`` with it when the marker was all it held."""
+    assert isinstance(body, dict), body
+    metadata = dict(body["metadata"])
+    assert START_MARKER.fullmatch(metadata.pop("acpMcpStart")), body
+    rest = {name: value for name, value in body.items() if name != "metadata"}
+    return {**rest, "metadata": metadata} if metadata else rest
+
+
+def marked(body: dict[str, Any], sent: Any) -> dict[str, Any]:
+    """`body` as a start sends it: with the marker the request `sent` carried (checked) added to its metadata."""
+    marker = sent["metadata"]["acpMcpStart"]
+    assert START_MARKER.fullmatch(marker), sent
+    return {**body, "metadata": {**(body.get("metadata") or {}), "acpMcpStart": marker}}
 
 
 def api_requests(sandbox: RunningSandbox, *, method: str | None = None) -> list[RecordedRequest]:

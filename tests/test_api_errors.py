@@ -18,7 +18,7 @@ from acp_mcp.config import Settings
 from acp_mcp.sandbox import Fault, RunningSandbox
 
 from ._errors import START_ARGS, START_CHECK
-from .conftest import SERVER_ID, api_requests, connect, error_text, hanging_run, runs_path, text_of
+from .conftest import SERVER_ID, api_requests, connect, error_text, hanging_run, runs_path, text_of, unmarked
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +75,38 @@ STATUS_CASES = [
         id="402-says-the-budget-is-exhausted",
     ),
     pytest.param(
+        402,
+        {
+            **BUDGET,
+            "budgetStatus": {
+                "balance": 0,
+                "dailyLimit": 2,
+                "dailySpent": 1.25,
+                "monthlyLimit": 5,
+                "monthlySpent": 5.0,
+            },
+        },
+        {},
+        "The account's budget or usage allowance is exhausted (HTTP 402 INSUFFICIENT_BUDGET — the API said: "
+        '"Monthly budget of $5.00 used up"). The account: 1.25 spent of the daily limit of 2; 5.0 spent of the '
+        "monthly limit of 5; balance 0. Nothing was run; tell the user to raise the limit or add credit, then retry.",
+        id="402-gives-the-budget-status-in-words",
+    ),
+    pytest.param(
+        402,
+        {
+            "error": "Payment Required",
+            "message": "Usage allowance exhausted",
+            "code": "USAGE_EXHAUSTED",
+            "usage": {"tier": "free", "allowance": 100, "used": 100, "periodEnd": "2027-01-01T00:00:00Z"},
+        },
+        {},
+        "The account's budget or usage allowance is exhausted (HTTP 402 USAGE_EXHAUSTED — the API said: "
+        '"Usage allowance exhausted"). The account: 100 used of an allowance of 100 on the free tier; the allowance '
+        "resets at 2027-01-01T00:00:00Z. Nothing was run; tell the user to raise the limit or add credit, then retry.",
+        id="402-gives-the-usage-and-when-it-resets",
+    ),
+    pytest.param(
         404,
         None,
         {},
@@ -97,6 +129,22 @@ STATUS_CASES = [
         'The ACP API rejected the request (HTTP 422 VALIDATION_FAILED — the API said: "mode must be sync or '
         'async"). Rejected fields: mode: must be sync or async. Fix the arguments and call again.',
         id="422-relays-the-rejected-field",
+    ),
+    pytest.param(
+        422,
+        {**_rejected("Unprocessable Entity"), "details": {"mode": "must be sync or async", "limit": {"max": 50}}},
+        {},
+        'The ACP API rejected the request (HTTP 422 VALIDATION_FAILED — the API said: "mode must be sync or '
+        'async"). Rejected fields: mode: must be sync or async; limit: {"max": 50}. Fix the arguments and call again.',
+        id="422-reads-details-given-as-an-object",
+    ),
+    pytest.param(
+        400,
+        {**_rejected("Bad Request"), "details": {"field": "mode", "message": "must be sync or async"}},
+        {},
+        'The ACP API rejected the request (HTTP 400 VALIDATION_FAILED — the API said: "mode must be sync or '
+        'async"). Rejected fields: mode: must be sync or async. Fix the arguments and call again.',
+        id="400-reads-one-rejected-field-given-as-an-object",
     ),
     pytest.param(
         429,
@@ -147,7 +195,7 @@ async def test_an_error_status_on_start_becomes_one_actionable_message(
     message = error_text(result, "start_agent_run")
     assert message == expected.replace("{base}", f"The ACP API at {settings.base_url}")
     (post,) = api_requests(sandbox)  # errors on a POST are not retried (nor is a 429 whose wait outlasts the budget)
-    assert (post.method, post.path, post.body) == ("POST", START_PATH, {"content": "hello", "mode": "async"})
+    assert (post.method, post.path, unmarked(post.body)) == ("POST", START_PATH, {"content": "hello", "mode": "async"})
     assert clock.slept == []
 
 

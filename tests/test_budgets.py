@@ -17,7 +17,7 @@ from mcp.types import CallToolResult, TextResourceContents
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
 
-from .conftest import SERVER_ID, api_requests, connect, start_run, text_of
+from .conftest import SERVER_ID, api_requests, connect, start_run, text_of, unmarked
 
 pytestmark = pytest.mark.anyio
 
@@ -164,7 +164,7 @@ async def test_large_metadata_is_left_out_of_the_result_with_a_note_and_kept_who
         result = await start_run(client, {"content": "with metadata", "mode": "sync", "metadata": metadata})
         read = await client.read_resource(result.structured_content["resourceUri"])
 
-    assert api_requests(sandbox)[0].body == {"content": "with metadata", "mode": "sync", "metadata": metadata}
+    assert unmarked(api_requests(sandbox)[0].body) == {"content": "with metadata", "mode": "sync", "metadata": metadata}
     structured = result.structured_content
     assert structured["run"]["metadata"] is None
     (note,) = structured["notes"]
@@ -173,7 +173,7 @@ async def test_large_metadata_is_left_out_of_the_result_with_a_note_and_kept_who
     assert _size(result) < 3_000
     (contents,) = read.contents
     assert isinstance(contents, TextResourceContents)
-    assert json.loads(contents.text)["run"]["metadata"] == metadata
+    assert json.loads(contents.text)["run"]["metadata"] == api_requests(sandbox)[0].body["metadata"]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from acp_mcp.sandbox import RunningSandbox
 
 from ._issuer import RunningIssuer, serve_issuer
 from ._tooling import ROOT, HttpServer, free_port, http_server, node_env, node_tool, run_json
-from .conftest import API_KEY, SERVER_ID, api_requests, fresh_server_id, runs_path, sandbox_env
+from .conftest import API_KEY, SERVER_ID, api_requests, fresh_server_id, marked, runs_path, sandbox_env
 from .test_http_oauth import oauth_env
 
 pytestmark = pytest.mark.external
@@ -197,8 +197,9 @@ def test_inspector_with_a_full_bearer_header_lists_all_five_tools_and_starts_and
     # the modern Inspector declares the tasks extension: the start answers a task, whose tasks/get reads the run's
     # events once; the legacy one gets the finished run from the start's one POST
     task_get = [("GET", f"{runs_path(server_id)}/{run_id}/events", None)] if era == "modern" else []
-    assert [(r.method, r.path, r.body) for r in api_requests(sandbox)] == [
-        ("POST", runs_path(server_id), {"content": "hello with a token", "mode": "sync"}),
+    requests = api_requests(sandbox)
+    assert [(r.method, r.path, r.body) for r in requests] == [
+        ("POST", runs_path(server_id), marked({"content": "hello with a token", "mode": "sync"}, requests[0].body)),
         *task_get,
         ("GET", runs_path(server_id), None),
     ]

@@ -84,6 +84,7 @@ VARIABLE_CASES: list[tuple[str, dict[str, str], str, Any]] = [  # id, environ, a
     ("wait-zero", {"ACP_MCP_WAIT_SECONDS": "0"}, "wait_seconds", 0.0),
     ("wait-longest", {"ACP_MCP_WAIT_SECONDS": "600"}, "wait_seconds", 600.0),
     ("server-id", {"ACP_SERVER_ID": " srv_1 "}, "default_server_id", "srv_1"),
+    ("organization", {"COMPUTER_AGENTS_ORGANIZATION_ID": " org_1 "}, "organization_id", "org_1"),
     ("empty-server-id-is-none", {"ACP_SERVER_ID": ""}, "default_server_id", None),
     ("read-only-yes", {"ACP_MCP_READ_ONLY": "yes"}, "read_only", True),
     ("read-only-off", {"ACP_MCP_READ_ONLY": " OFF "}, "read_only", False),
@@ -181,6 +182,11 @@ BAD_VALUES = [
         "expected an http(s) URL without a query or fragment, got 'https://id.example/?x=1'",
     ),
     ("ACP_MCP_CALLER_RATE", "-1", "expected 0 (no limit) or a positive number, got '-1'"),
+    (
+        "COMPUTER_AGENTS_ORGANIZATION_ID",
+        "org 1",
+        "expected an organization id without spaces or control characters, got 'org 1'",
+    ),
     ("ACP_MCP_CALLER_BURST", "0", "expected a whole number from 1, got '0'"),
 ]
 
@@ -229,6 +235,31 @@ def test_a_base_url_that_is_not_http_is_a_config_error(variable: str, url: str, 
 
     assert str(caught.value) == (
         f"COMPUTER_AGENTS_BASE_URL must be an http(s) URL such as https://api.computer-agents.com, got {shown!r}"
+    )
+
+
+@pytest.mark.parametrize("variable", BASE_URL_VARIABLES)
+@pytest.mark.parametrize(
+    "url", ["https://api.example/v1?tenant=x", "https://api.example/#top", "https://api.example/v1?"]
+)
+def test_a_base_url_with_a_query_or_a_fragment_is_a_config_error(variable: str, url: str) -> None:
+    """As the official SDK refuses it: a query would end up before the paths (``.../v1?tenant=x/v1``)."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({variable: url})
+
+    assert str(caught.value) == (
+        "COMPUTER_AGENTS_BASE_URL must not have a query or a fragment, such as https://api.computer-agents.com, "
+        f"got {url.rstrip('/')!r}"
+    )
+
+
+@pytest.mark.parametrize("url", ["https://me:s3cret-pass@api.example", "https://token@api.example/v1"])
+def test_a_base_url_with_credentials_is_a_config_error_that_does_not_show_them(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"COMPUTER_AGENTS_BASE_URL": url})
+
+    assert str(caught.value) == (
+        "COMPUTER_AGENTS_BASE_URL must not carry credentials (user:password@); send only the key"
     )
 
 

@@ -8,11 +8,25 @@ from typing import Any
 
 import pytest
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RecordedRequest, RunningSandbox
+from acp_mcp.sandbox.variants import BUSY_INPUT_QUEUES, FLAT_BODIES, NO_EVENT_IDS
 
 from ._errors import SERVER_ID_REQUIRED
-from .conftest import API_KEY, SERVER_ID, api_requests, connect, finished_run, refusal, runs_path, text_of
+from .conftest import (
+    API_KEY,
+    SERVER_ID,
+    api_calls,
+    api_requests,
+    connect,
+    error_text,
+    finished_run,
+    readings,
+    refusal,
+    runs_path,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +82,7 @@ def assert_continued_run(structured: dict[str, Any], run_id: str) -> None:
     assert set(structured["events"][0]) == {"id", "role", "content", "logType", "logLevel", "createdAt"}
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS, BUSY_INPUT_QUEUES)
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_sync_continue_sends_exactly_the_given_fields_and_returns_the_continued_run(
     settings: Settings, sandbox: RunningSandbox, mode: str
@@ -126,6 +141,36 @@ async def test_a_resource_link_to_the_full_run_follows_the_text_when_configured(
     }
 
 
+@readings(BUSY_INPUT_QUEUES)
+async def test_input_to_a_running_run_is_refused_or_queued_behind_its_turn_as_the_api_reads_it(
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, variant: str
+) -> None:
+    async with connect(settings, clock=clock) as client:
+        started = await client.call_tool(
+            "start_agent_run", {"serverId": SERVER_ID, "content": "/steps 2", "waitSeconds": 0}
+        )
+        run_id = started.structured_content["run"]["id"]
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "next", "mode": "async"}
+        )
+
+    calls = api_calls(api_requests(sandbox))
+    assert calls[0] == ("POST", f"/{run_id}/input")
+    if variant == BUSY_INPUT_QUEUES:  # accepted, and the queued turn runs once the first has ended
+        assert not result.is_error, text_of(result)
+        structured = result.structured_content
+        assert (structured["outcome"], structured["httpStatus"]) == ("accepted", 202)
+        assert (structured["run"]["status"], structured["run"]["output"]) == ("completed", "Echo: next")
+        assert calls[1:] == [("GET", f"/{run_id}/events")] * len(calls[1:]) and len(calls) >= 2
+    else:
+        assert "is busy or in a state that does not allow this (HTTP 409 RUN_BUSY" in error_text(
+            result, "continue_agent_run"
+        )
+        assert calls == [("POST", f"/{run_id}/input")]  # a refused POST is not sent again
+
+
+@readings(FLAT_BODIES, NO_EVENT_IDS, BUSY_INPUT_QUEUES)
 async def test_async_continue_reports_202_accepted_and_waits_for_the_turn(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:

@@ -39,6 +39,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "results",
         "waiting",
         "repeats",
+        "listing",
         "watching",
         "service",
         "task_ids",

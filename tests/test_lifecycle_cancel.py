@@ -10,6 +10,7 @@ from mcp.client.client import ConnectMode
 from acp_mcp.clock import SystemClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.sandbox.variants import FLAT_BODIES, NO_EVENT_IDS
 
 from .conftest import (
     SERVER_ID,
@@ -18,6 +19,7 @@ from .conftest import (
     error_text,
     finished_run,
     hanging_run,
+    readings,
     runs_path,
     text_of,
     until,
@@ -26,6 +28,7 @@ from .conftest import (
 pytestmark = pytest.mark.anyio
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_cancel_agent_run_stops_a_hanging_run_and_cancelling_it_again_is_harmless(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:

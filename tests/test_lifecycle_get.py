@@ -11,7 +11,9 @@ from mcp.types import TextResourceContents
 
 from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
-from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.limits import EVENTS_POLL_LIMIT
+from acp_mcp.sandbox import Fault, RunningSandbox
+from acp_mcp.sandbox.variants import FLAT_BODIES, LIMIT_MAX_50, NO_EVENT_IDS, OLDEST_FIRST
 
 from .conftest import (
     SERVER_ID,
@@ -20,6 +22,7 @@ from .conftest import (
     connect,
     finished_run,
     fresh_server_id,
+    readings,
     runs_path,
     start_run,
     text_of,
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.anyio
 TOOL_NAMES = ("start_agent_run", "continue_agent_run", "get_agent_run", "list_agent_runs", "cancel_agent_run")
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_get_agent_run_on_a_finished_run_makes_exactly_one_events_request(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
@@ -53,6 +57,29 @@ async def test_get_agent_run_on_a_finished_run_makes_exactly_one_events_request(
     assert (structured["eventsTotal"], structured["eventOffset"]) == (3, 0)
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
+async def test_a_run_with_more_events_than_the_poll_limit_is_polled_by_the_light_get_until_it_finishes(
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
+) -> None:
+    async with connect(settings, clock=clock) as client:
+        long = await start_run(client, {"content": f"/events {EVENTS_POLL_LIMIT + 50} 10", "mode": "sync"})
+        run_id = long.structured_content["run"]["id"]
+        sandbox.state.clear_requests()
+        result = await client.call_tool(
+            "continue_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id, "content": "/steps 2"}
+        )
+
+    structured = result.structured_content
+    assert (structured["run"]["status"], structured["run"]["output"]) == ("completed", "Completed 2 steps")
+    assert (structured["terminal"], structured["waitExpired"], structured["next"]) == (True, False, None)
+    assert structured["eventsTotal"] == len(sandbox.state.get_run(SERVER_ID, run_id).events)
+    calls = api_calls(api_requests(sandbox))
+    # More events than the limit: each poll is the light GET (a flat answer read as the run), then one /events.
+    assert calls[0] == ("POST", f"/{run_id}/input") and calls[-1] == ("GET", f"/{run_id}/events")
+    assert calls[1:-1] == [("GET", f"/{run_id}")] * len(calls[1:-1]) and len(calls) >= 3
+
+
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_get_agent_run_on_a_running_run_polls_it_until_it_finishes(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
@@ -72,6 +99,7 @@ async def test_get_agent_run_on_a_running_run_polls_it_until_it_finishes(
     assert api_calls(api_requests(sandbox)) == [("GET", f"/{run_id}/events")] * 7  # the first fetch, six polls
 
 
+@readings(OLDEST_FIRST, LIMIT_MAX_50, FLAT_BODIES)
 async def test_list_agent_runs_sends_limit_as_a_query_and_lists_the_newest_runs_first(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
@@ -108,6 +136,27 @@ async def test_list_agent_runs_sends_limit_as_a_query_and_lists_the_newest_runs_
 # -- the run resource ----------------------------------------------------------------------------
 
 
+async def test_a_list_refused_for_its_limit_is_asked_again_without_one_and_cut_to_the_limit(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    server_id = fresh_server_id()
+    refused = {"error": "Unprocessable Entity", "message": "limit is not allowed", "code": "VALIDATION_FAILED"}
+    async with connect(settings) as client:
+        ids = [await finished_run(client, server_id, f"run {n}") for n in range(3)]
+        sandbox.state.clear_requests()
+        sandbox.state.inject(Fault(kind="status", status=422, method="GET", path_contains=server_id, body=refused))
+        result = await client.call_tool("list_agent_runs", {"serverId": server_id, "limit": 2})
+
+    assert not result.is_error, text_of(result)
+    assert [run["id"] for run in result.structured_content["runs"]] == ids[::-1][:2]
+    assert result.structured_content["notes"] == ["1 more runs were returned and left out"]
+    assert [(r.method, r.path, r.query) for r in api_requests(sandbox)] == [
+        ("GET", runs_path(server_id), {"limit": "2"}),
+        ("GET", runs_path(server_id), {}),
+    ]
+
+
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_the_run_resource_holds_the_full_run_and_every_event_as_json(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
@@ -124,7 +173,8 @@ async def test_the_run_resource_holds_the_full_run_and_every_event_as_json(
     assert (str(contents.uri), contents.mime_type) == (uri, "application/json")
     full = json.loads(contents.text)
     run = sandbox.state.get_run(SERVER_ID, run_id)
-    assert full == sandbox.state.envelope(run, True)
+    # The envelope, whichever shape the API answered in (a flat run is read as the envelope of that run).
+    assert full == run.envelope(True, event_ids=NO_EVENT_IDS not in sandbox.state.variants)
     assert len(full["events"]) == 32 and all(len(e["content"]) == 700 for e in full["events"][2:])
     assert started.structured_content["eventsTotal"] == 32 and len(started.structured_content["events"]) == 20
     assert [(r.method, r.path) for r in api_requests(sandbox)] == [("GET", f"{runs_path()}/{run_id}/events")]

@@ -7,6 +7,7 @@ and checks both the requests that reached the API and the result the model reads
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,8 +15,21 @@ import pytest
 from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
 from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.sandbox.variants import FLAT_BODIES, NO_EVENT_IDS
 
-from .conftest import FAST_PACE, SERVER_ID, api_calls, api_requests, connect, runs_path, start_run, text_of
+from .conftest import (
+    FAST_PACE,
+    SERVER_ID,
+    api_calls,
+    api_requests,
+    connect,
+    finished_run,
+    readings,
+    runs_path,
+    start_run,
+    text_of,
+    unmarked,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +40,7 @@ def _parse_next(hint: str) -> tuple[str, dict[str, Any]]:
     return name, json.loads(arguments)
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run_from_one_post(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
@@ -40,7 +55,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
         result = await start_run(client, body)
 
     (post,) = api_requests(sandbox)  # the sync answer holds the finished run and its events
-    assert (post.method, post.path, post.query, post.body) == ("POST", runs_path(), {}, body)
+    assert (post.method, post.path, post.query, unmarked(post.body)) == ("POST", runs_path(), {}, body)
 
     structured = result.structured_content
     run = structured["run"]
@@ -55,7 +70,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
         "mode": "sync",
         "title": "My title",
         "input": "hello there",
-        "metadata": {"ticket": "T-9", "tags": ["a", "b"]},
+        "metadata": post.body["metadata"],  # the caller's, with the start's marker
     }
     assert [(e["role"], e["content"]) for e in structured["events"]] == [
         ("user", "hello there"),
@@ -65,6 +80,7 @@ async def test_sync_start_forwards_the_body_exactly_and_returns_the_finished_run
     assert structured["resourceUri"] == f"acp://servers/{SERVER_ID}/runs/{run['id']}"
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 @pytest.mark.parametrize("given", [{}, {"mode": "async"}], ids=["mode-omitted", "mode-async"])
 async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_events(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, given: dict[str, str]
@@ -81,7 +97,7 @@ async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_even
     assert structured["waitedSeconds"] == 0.16  # polls at 0.02, 0.05, 0.095 and 0.1625 s (FAST_POLLS)
 
     requests = api_requests(sandbox)
-    assert requests[0].body == {"content": "hi", "mode": "async"}  # omitted mode is sent as "async"
+    assert unmarked(requests[0].body) == {"content": "hi", "mode": "async"}  # omitted mode is sent as "async"
     calls = api_calls(requests)
     assert calls[0] == ("POST", "")
     polls = calls[1:]  # a small run is polled on /events, whose last answer is the result: no extra fetch
@@ -89,6 +105,7 @@ async def test_async_start_is_accepted_with_202_then_awaited_by_polling_its_even
     assert all(r.query == {} for r in requests)
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_a_run_that_outlives_its_wait_returns_its_id_and_the_exact_next_call_which_then_finishes_it(
     settings: Settings, sandbox: RunningSandbox, clock: VirtualClock
 ) -> None:
@@ -160,3 +177,21 @@ async def test_a_failed_run_is_a_normal_result_with_its_error_not_a_tool_error(
     lines = text_of(result).splitlines()
     assert lines[0] == f"Run {structured['run']['id']} on server {SERVER_ID}: failed (HTTP 202, accepted)."
     assert "Error: boom" in lines
+
+
+@pytest.mark.parametrize("organization", ["org_7f3a", None], ids=["organization", "none"])
+async def test_every_request_names_the_configured_organization_and_none_without_one(
+    settings: Settings, sandbox: RunningSandbox, organization: str | None
+) -> None:
+    async with connect(replace(settings, organization_id=organization)) as client:
+        run_id = await finished_run(client)
+        await client.call_tool("get_agent_run", {"serverId": SERVER_ID, "resourceRunId": run_id})
+        await client.call_tool("list_agent_runs", {"serverId": SERVER_ID})
+
+    requests = api_requests(sandbox)
+    assert [(r.method, r.path) for r in requests] == [
+        ("POST", runs_path()),
+        ("GET", f"{runs_path()}/{run_id}/events"),
+        ("GET", runs_path()),
+    ]
+    assert [r.headers.get("x-computer-agents-organization") for r in requests] == [organization] * 3

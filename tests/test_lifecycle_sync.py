@@ -1,17 +1,33 @@
-"""Sync requests that outlive the call's wait: the run they concern is returned as it is, with a note."""
+"""Sync requests that outlive the call's wait, and starts whose answer is lost: the run they concern is
+returned as it is, with a note."""
 
 from __future__ import annotations
 
 import pytest
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.config import Settings
-from acp_mcp.sandbox import RunningSandbox
+from acp_mcp.sandbox import Fault, RunningSandbox
+from acp_mcp.sandbox.variants import FLAT_BODIES, NO_EVENT_IDS
 
-from .conftest import SERVER_ID, api_calls, api_requests, connect, finished_run, fresh_server_id, runs_path, text_of
+from .conftest import (
+    SERVER_ID,
+    api_calls,
+    api_requests,
+    connect,
+    finished_run,
+    fresh_server_id,
+    readings,
+    runs_path,
+    start_run,
+    text_of,
+    unmarked,
+)
 
 pytestmark = pytest.mark.anyio
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_a_sync_continue_that_outlives_its_wait_returns_the_running_run_with_a_note(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
@@ -45,6 +61,7 @@ async def test_a_sync_continue_that_outlives_its_wait_returns_the_running_run_wi
     assert structured["waitExpired"] is True
 
 
+@readings()
 async def test_a_sync_start_that_outlives_its_wait_finds_and_returns_the_run_it_started(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
@@ -68,5 +85,41 @@ async def test_a_sync_start_that_outlives_its_wait_finds_and_returns_the_run_it_
         ("GET", "", {"limit": "10"}),
         ("GET", f"/{started.id}/events", {}),
     ]
-    assert requests[0].body == {"content": "/hang", "mode": "sync"}
+    assert unmarked(requests[0].body) == {"content": "/hang", "mode": "sync"}
     assert structured["waitExpired"] is True
+
+
+@readings()
+@pytest.mark.parametrize("mode", ["async", "sync"])
+async def test_a_start_whose_connection_breaks_after_it_went_out_returns_the_run_found_by_its_marker(
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, mode: str
+) -> None:
+    server_id = fresh_server_id()
+    async with connect(settings, clock=clock) as client:
+        for _ in range(2):  # the same text started before: only the marker tells the lost start's run apart
+            await start_run(client, {"serverId": server_id, "content": "same", "mode": "sync"})
+        sandbox.state.clear_requests()
+        sandbox.state.inject(Fault(kind="lost_answer", method="POST", path_contains=server_id))
+        result = await client.call_tool("start_agent_run", {"serverId": server_id, "content": "same", "mode": mode})
+
+    assert not result.is_error, text_of(result)
+    requests = api_requests(sandbox)
+    post = requests[0]
+    assert unmarked(post.body) == {"content": "same", "mode": mode}
+    (lost,) = [run for run in sandbox.state.list_runs(server_id, 10) if run.metadata == post.body["metadata"]]
+    structured = result.structured_content
+    assert (structured["run"]["id"], structured["run"]["status"], structured["terminal"]) == (
+        lost.id,
+        "completed",
+        True,
+    )
+    assert (structured["outcome"], structured["httpStatus"]) == ("fetched", None)
+    assert structured["notes"] == [
+        "the start's answer was lost (ProtocolError); this is the run it started, found by the marker in its "
+        "metadata: do not start it again"
+    ]
+    calls = [(m, p, r.query) for (m, p), r in zip(api_calls(requests, server_id), requests, strict=True)]
+    # One POST (never sent again), the lookup by marker, then the run's events until it finished.
+    assert calls[:3] == [("POST", "", {}), ("GET", "", {"limit": "10"}), ("GET", f"/{lost.id}/events", {})]
+    assert calls[3:] == [("GET", f"/{lost.id}/events", {})] * len(calls[3:])
+    assert len(sandbox.state.list_runs(server_id, 10)) == 3

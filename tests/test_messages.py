@@ -97,9 +97,9 @@ CASES: list[tuple[str, ACPError, str, str]] = [  # id, error, what describe says
     ),
     (
         "unconfirmed-start",
-        UnconfirmedStartError(server_id=SERVER, waited=2.5),
-        "The sync start did not answer within 2.5s and no run with this input is listed yet. The run may still have "
-        f"been created: look for it with {LIST_HINT} before starting it again.",
+        UnconfirmedStartError(server_id=SERVER, cause="got no answer within 2.5s"),
+        "The start got no answer within 2.5s, and no run carrying its marker (metadata.acpMcpStart) is listed yet. "
+        f"The run may still have been created: look for it with {LIST_HINT} before starting it again.",
         "",
     ),
     (

@@ -18,12 +18,24 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp.types import INVALID_PARAMS, ResourceTemplateReference, ResourceUpdatedNotification
 
+from acp_mcp.clock import VirtualClock
 from acp_mcp.composition import Application, compose
 from acp_mcp.config import Settings
-from acp_mcp.limits import MAX_RUNS_PER_SUBSCRIBER
+from acp_mcp.limits import BINDINGS_TTL_SECONDS, MAX_RUNS_PER_SUBSCRIBER
 from acp_mcp.sandbox import SANDBOX_SERVER_ID, Fault, RunningSandbox
+from acp_mcp.sandbox.variants import FLAT_BODIES, LIMIT_MAX_50, NO_EVENT_IDS, OLDEST_FIRST
 
-from .conftest import FAST_POLLS, SERVER_ID, api_requests, hanging_run, start_run, until
+from .conftest import (
+    FAST_POLLS,
+    SERVER_ID,
+    api_requests,
+    connect,
+    hanging_run,
+    readings,
+    runs_path,
+    start_run,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -85,6 +97,7 @@ async def test_without_sessions_the_old_era_claims_no_subscriptions(settings: Se
 # -- subscriptions ---------------------------------------------------------------------------------
 
 
+@readings(FLAT_BODIES, NO_EVENT_IDS)
 async def test_a_listen_stream_hears_a_watched_run_change_and_the_watch_ends_with_the_run(
     settings: Settings, sandbox: RunningSandbox
 ) -> None:
@@ -151,15 +164,27 @@ async def test_a_stream_may_watch_a_bounded_number_of_runs(settings: Settings) -
 # -- completions -----------------------------------------------------------------------------------
 
 
+def lookups(path: str, variant: str) -> list[tuple[str, str, dict[str, str]]]:
+    """The requests of one completion lookup: 100 asked, and, where 100 is refused, 50."""
+    refused = [("GET", path, {"limit": "100"})] if variant == LIMIT_MAX_50 else []
+    return [*refused, ("GET", path, {"limit": "50" if refused else "100"})]
+
+
+@readings(OLDEST_FIRST, LIMIT_MAX_50)
 @pytest.mark.parametrize("mode", ERAS)
-async def test_run_ids_complete_from_the_servers_newest_runs_by_prefix(settings: Settings, mode: str) -> None:
+async def test_run_ids_complete_from_the_servers_newest_runs_by_prefix(
+    settings: Settings, sandbox: RunningSandbox, variant: str, mode: str
+) -> None:
     async with served(replace(settings, default_server_id="srv_complete"), mode) as (_, client):
         ids = [(await start_run(client, {"serverId": "srv_complete", "content": "x"})).structured_content for _ in "ab"]
+        sandbox.state.clear_requests()
         completion = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": "run_"})).completion
         none = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": "nope"})).completion
 
-    assert completion.values[:2] == [ids[1]["run"]["id"], ids[0]["run"]["id"]]
+    assert completion.values[:2] == [ids[1]["run"]["id"], ids[0]["run"]["id"]]  # newest first, whatever the order
     assert none.values == [] and none.has_more is False
+    lookup = lookups(runs_path("srv_complete"), variant)
+    assert [(r.method, r.path, r.query) for r in api_requests(sandbox)] == lookup * 2
 
 
 async def test_run_ids_complete_for_the_server_id_already_chosen(settings: Settings) -> None:
@@ -174,13 +199,66 @@ async def test_run_ids_complete_for_the_server_id_already_chosen(settings: Setti
     assert run in completion.values
 
 
-async def test_server_ids_complete_from_the_default_then_the_servers_the_key_sees(settings: Settings) -> None:
+@readings(OLDEST_FIRST, LIMIT_MAX_50)
+async def test_server_ids_complete_from_the_default_then_the_servers_the_key_sees(
+    settings: Settings, sandbox: RunningSandbox, variant: str
+) -> None:
     async with served(replace(settings, default_server_id="srv_default"), "auto") as (_, client):
         await start_run(client, {"serverId": "srv_listed", "content": "x"})
+        sandbox.state.clear_requests()
         completion = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
 
-    assert completion.values[0] == "srv_default"
-    assert {"srv_listed", SANDBOX_SERVER_ID} <= set(completion.values[1:])
+    assert completion.values[0] == "srv_default" and "srv_listed" in completion.values[1:]
+    assert SANDBOX_SERVER_ID in completion.values or completion.has_more  # unless the page was full
+    assert [(r.method, r.path, r.query) for r in api_requests(sandbox)] == lookups("/v1/servers", variant)
+
+
+@readings(OLDEST_FIRST, LIMIT_MAX_50)
+async def test_server_ids_complete_only_with_servers_that_can_run_agents_their_bindings_remembered_a_while(
+    settings: Settings, sandbox: RunningSandbox, clock: VirtualClock, variant: str
+) -> None:
+    state = sandbox.state
+    for server_id, kind, bound in [
+        ("srv_web_bound", "web_app", True),
+        ("srv_web_plain", "web_app", False),
+        ("srv_fn_bound", "function", True),
+        ("srv_login", "auth", True),
+        ("srv_vault", "secrets", False),
+    ]:
+        state.add_resource(server_id, kind, agent_runtime_bound=bound)
+    async with connect(settings, clock=clock) as client:
+        first = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+        cached = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+        requests = api_requests(sandbox)
+        state.clear_requests()
+        clock.advance(BINDINGS_TTL_SECONDS)
+        later = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_"})).completion
+
+    assert {"srv_web_bound", "srv_fn_bound"} <= set(first.values)  # bound to an agent runtime
+    assert not {"srv_web_plain", "srv_login", "srv_vault"} & set(first.values)  # no binding, or auth or secrets
+    assert cached.values == first.values == later.values
+    lookup = lookups("/v1/servers", variant)
+    asked = ("srv_fn_bound", "srv_web_bound", "srv_web_plain")  # never an auth or secrets resource's
+    bindings: list[tuple[str, str, dict[str, str]]] = [("GET", f"/v1/servers/{sid}/bindings", {}) for sid in asked]
+    seen = [(r.method, r.path, r.query) for r in requests]
+    assert seen[: len(lookup)] == lookup and sorted(seen[len(lookup) : -len(lookup)]) == bindings
+    assert seen[-len(lookup) :] == lookup  # the second completion: the bindings are remembered
+    later_seen = [(r.method, r.path, r.query) for r in api_requests(sandbox)]
+    assert later_seen[: len(lookup)] == lookup and sorted(later_seen[len(lookup) :]) == bindings  # asked again
+
+
+async def test_a_server_whose_bindings_cannot_be_read_is_left_out_and_asked_about_again(
+    settings: Settings, sandbox: RunningSandbox
+) -> None:
+    sandbox.state.add_resource("srv_web_bound", "web_app", agent_runtime_bound=True)
+    sandbox.state.inject(Fault(kind="status", status=500, method="GET", path_contains="/bindings"))
+    async with served(settings, "auto") as (_, client):
+        failed = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_web"})).completion
+        again = (await client.complete(TEMPLATE, {"name": "serverId", "value": "srv_web"})).completion
+
+    assert (failed.values, again.values) == ([], ["srv_web_bound"])
+    asked = [r.path for r in api_requests(sandbox) if r.path.endswith("/bindings")]
+    assert asked == ["/v1/servers/srv_web_bound/bindings"] * 2  # a failure is not remembered
 
 
 async def test_a_failing_lookup_completes_nothing_instead_of_failing(
@@ -193,13 +271,24 @@ async def test_a_failing_lookup_completes_nothing_instead_of_failing(
     assert completion.values == []
 
 
-async def test_more_runs_than_a_completion_holds_say_so(settings: Settings, sandbox: RunningSandbox) -> None:
+@readings(OLDEST_FIRST, LIMIT_MAX_50)
+async def test_more_runs_than_a_completion_holds_say_so(
+    settings: Settings, sandbox: RunningSandbox, variant: str
+) -> None:
     async with served(replace(settings, default_server_id="srv_many"), "auto") as (_, client):
-        for _ in range(101):
-            await client.call_tool("start_agent_run", {"serverId": "srv_many", "content": "/hang", "waitSeconds": 0})
+        started = [
+            (
+                await client.call_tool(
+                    "start_agent_run", {"serverId": "srv_many", "content": "/hang", "waitSeconds": 0}
+                )
+            ).structured_content["run"]["id"]
+            for _ in range(101)
+        ]
         completion = (await client.complete(TEMPLATE, {"name": "resourceRunId", "value": ""})).completion
 
-    assert len(completion.values) == 100 and completion.has_more is True and completion.total is None
+    listed = 50 if variant == LIMIT_MAX_50 else 100  # the page the API accepted
+    assert completion.values == started[::-1][:listed]
+    assert completion.has_more is True and completion.total is None
 
 
 # -- errors, cache hints, icon ---------------------------------------------------------------------

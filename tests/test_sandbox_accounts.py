@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any
 
 import httpx2
@@ -111,6 +113,24 @@ def test_the_server_list_of_each_account_names_only_the_servers_of_its_own_runs(
     assert [s["id"] for s in servers_b.json()["data"]] == ["srv_of_b", SANDBOX_SERVER_ID]
 
 
+def test_bindings_are_answered_for_the_servers_an_account_sees_and_404_for_others(sandbox: RunningSandbox) -> None:
+    sandbox.state.add_resource("srv_site", "web_app", agent_runtime_bound=True)
+    with client(sandbox, KEY_A) as a, client(sandbox, KEY_B) as b:
+        start(a, "on A's server", "/v1/servers/srv_of_a/runtime/agent/runs")
+        site, own, foreign = (
+            a.get("/v1/servers/srv_site/bindings"),
+            a.get("/v1/servers/srv_of_a/bindings"),
+            b.get("/v1/servers/srv_of_a/bindings"),
+        )
+
+    assert (site.status_code, [x["targetType"] for x in site.json()["bindings"]]) == (200, ["agent_runtime"])
+    assert (own.status_code, own.json()) == (200, {"serverId": "srv_of_a", "bindings": []})
+    assert (foreign.status_code, foreign.json()) == (
+        404,
+        {"error": "Not Found", "message": "Server srv_of_a not found"},
+    )
+
+
 def test_the_account_that_started_a_run_reads_cancels_and_continues_it(sandbox: RunningSandbox) -> None:
     with client(sandbox, KEY_A) as a:
         run_id = start(a, "/hang")
@@ -204,41 +224,55 @@ def read_lines(stream: IO[str], into: queue.Queue[str]) -> None:
         into.put(line)
 
 
-def test_the_standalone_sandbox_with_two_keys_prints_both_and_serves_each_account_its_own_runs() -> None:
+@dataclass
+class Standalone:
+    """A standalone sandbox process: the origin it serves, its first line and the others it printed, its stderr
+    and exit code (once it has ended)."""
+
+    origin: str
+    lines: queue.Queue[str]
+    first: str = ""
+    stderr: str = ""
+    returncode: int | None = None
+
+
+@contextmanager
+def standalone_sandbox(*flags: str, **env: str) -> Iterator[Standalone]:
+    """``acp-mcp sandbox`` with `flags` and `env`, listening once this yields (SIGTERM ends it after)."""
     port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "acp_mcp", "sandbox", "--port", str(port), "--pace", "0"]
-    lines: queue.Queue[str] = queue.Queue()
+    command = [sys.executable, "-m", "acp_mcp", "sandbox", "--port", str(port), "--pace", "0", *flags]
+    served = Standalone(f"http://127.0.0.1:{port}", queue.Queue())
     with subprocess.Popen(
-        [*command, "--key", "tb_a", "--key", "tb_b"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=python_env(),
-        text=True,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=python_env(**env), text=True
     ) as process:
         assert process.stdout and process.stderr
-        reader = threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True)
+        reader = threading.Thread(target=read_lines, args=(process.stdout, served.lines), daemon=True)
         reader.start()
         try:
-            base_line = lines.get(timeout=20)  # printed once the sandbox listens
-            with (
-                httpx2.Client(base_url=origin, headers={"Authorization": "Bearer tb_a"}, timeout=5) as a,
-                httpx2.Client(base_url=origin, headers={"Authorization": "Bearer tb_b"}, timeout=5) as b,
-            ):
-                started = a.post(RUNS, json={"content": "standalone", "mode": "sync"})
-                run_id = started.json()["run"]["id"]
-                own, foreign = a.get(f"{RUNS}/{run_id}"), b.get(f"{RUNS}/{run_id}")
-                runs_a, runs_b = listed(a), listed(b)
+            served.first = served.lines.get(timeout=20)  # printed once the sandbox listens
+            yield served
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
         finally:
             if process.poll() is None:
                 process.kill()
         reader.join(timeout=10)
-        stderr = process.stderr.read()
+        served.stderr, served.returncode = process.stderr.read(), process.returncode
 
-    assert [base_line, *lines.queue] == [
-        f"COMPUTER_AGENTS_BASE_URL={origin}/v1\n",
+
+def test_the_standalone_sandbox_with_two_keys_prints_both_and_serves_each_account_its_own_runs() -> None:
+    with (
+        standalone_sandbox("--key", "tb_a", "--key", "tb_b") as served,
+        httpx2.Client(base_url=served.origin, headers={"Authorization": "Bearer tb_a"}, timeout=5) as a,
+        httpx2.Client(base_url=served.origin, headers={"Authorization": "Bearer tb_b"}, timeout=5) as b,
+    ):
+        started = a.post(RUNS, json={"content": "standalone", "mode": "sync"})
+        run_id = started.json()["run"]["id"]
+        own, foreign = a.get(f"{RUNS}/{run_id}"), b.get(f"{RUNS}/{run_id}")
+        runs_a, runs_b = listed(a), listed(b)
+
+    assert [served.first, *served.lines.queue] == [
+        f"COMPUTER_AGENTS_BASE_URL={served.origin}/v1\n",
         "COMPUTER_AGENTS_API_KEY=tb_a\n",
         "COMPUTER_AGENTS_API_KEY=tb_b\n",
     ]
@@ -246,8 +280,33 @@ def test_the_standalone_sandbox_with_two_keys_prints_both_and_serves_each_accoun
     assert (own.status_code, own.json()["run"]["status"]) == (200, "completed")
     assert (foreign.status_code, foreign.json()) == (404, not_found(run_id))
     assert (runs_a, runs_b) == ([run_id], [])
-    assert process.returncode == 0
-    assert "Traceback" not in stderr
+    assert served.returncode == 0
+    assert "Traceback" not in served.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        (["--variant", "flat-bodies", "--variant", "no-event-ids"], {"ACP_SANDBOX_VARIANTS": "oldest-first"}),
+        ([], {"ACP_SANDBOX_VARIANTS": "flat-bodies,no-event-ids"}),
+    ],
+    ids=["flags-win-over-the-environment", "environment"],
+)
+def test_the_standalone_sandbox_plays_the_variants_named_by_its_flags_or_its_environment(
+    flags: list[str], env: dict[str, str]
+) -> None:
+    with (
+        standalone_sandbox("--key", "tb_a", *flags, **env) as served,
+        httpx2.Client(base_url=served.origin, headers={"Authorization": "Bearer tb_a"}, timeout=5) as a,
+    ):
+        first = a.post(RUNS, json={"content": "one", "mode": "sync"}).json()
+        second = a.post(RUNS, json={"content": "two", "mode": "sync"}).json()
+        runs = listed(a)
+
+    assert "run" not in first and (first["status"], first["output"]) == ("completed", "Echo: one")  # flat
+    assert all("id" not in event for event in first["events"]) and first["events"]  # no event ids
+    assert runs == [second["id"], first["id"]]  # newest first: oldest-first is not played
+    assert served.returncode == 0
 
 
 @pytest.mark.parametrize("keys", [["tb_a", "tb_a"], ["tb_a", ""]], ids=["repeated", "empty"])
@@ -263,3 +322,19 @@ def test_the_standalone_sandbox_refuses_a_repeated_or_empty_key_before_serving(k
 
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "acp-mcp: each sandbox --key must be non-empty and given once\n"
+
+
+def test_the_standalone_sandbox_refuses_an_unknown_variant_before_serving() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "acp_mcp", "sandbox", "--port", str(free_port()), "--variant", "flat-bodies,newest"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=python_env(),
+    )
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "acp-mcp: unknown sandbox variant newest; known: flat-bodies, oldest-first, no-event-ids, limit-max-50, "
+        "busy-input-queues\n"
+    )

@@ -1,4 +1,4 @@
-"""The run watcher's caps: per subscriber, and per process whoever asks."""
+"""The run watcher's caps: per subscriber, and per process whoever asks; and what counts as a change."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from acp_mcp.client import ACPClient
 from acp_mcp.config import Settings
 from acp_mcp.limits import MAX_RUNS_PER_SUBSCRIBER
+from acp_mcp.models import Event, events_fingerprint
 from acp_mcp.uris import run_uri
 from acp_mcp.watching import RunWatcher, Subscriber, TooManySubscriptions
 
@@ -57,3 +58,15 @@ async def test_a_subscriber_watches_at_most_its_own_cap(settings: Settings) -> N
     await client.aclose()
 
     assert watcher.watched == frozenset()
+
+
+def test_a_change_is_a_new_status_or_another_set_of_events_never_their_order_or_missing_ids() -> None:
+    said = Event(role="assistant", content="hi", createdAt="2026-12-06T10:00:00.000Z")
+    told = Event(role="assistant", content="ho", createdAt="2026-12-06T10:00:00.000Z")
+    started = Event(id="evt_1", role="system", content="Agent started")
+    seen = events_fingerprint("running", [started, said])
+
+    assert events_fingerprint("running", [said, started]) == seen  # the order alone is no change
+    assert events_fingerprint("running", [started, told]) != seen  # same count, another event (no ids)
+    assert events_fingerprint("completed", [started, said]) != seen
+    assert events_fingerprint("running", None) != events_fingerprint("running", [])

@@ -1,13 +1,12 @@
 """ASGI app of the ACP sandbox: run routes, control routes, auth, request log and faults.
 
-Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept),
-request log, fault injection (see ``faults``), auth, the 413 size check,
-routing. Auth finds the caller's account: the first presented key (Bearer, then
-``X-API-Key``) that is an account's key decides it; none is 401. The run routes
-act for that account alone (see ``store``). Control routes under /_sandbox
-(``GET``/``DELETE /_sandbox/requests``, ``PUT /_sandbox/pace``) need the key of
-any account, skip the log and faults, and act on the sandbox as a whole. There is no
-``/health`` and no ``POST /_sandbox/faults``: nothing used them; arm faults with
+Requests under /v1 pass, in order: body read (at most ``MAX_BODY_BYTES`` kept), request log, fault
+injection (see ``faults``), auth, the 413 size check, routing (its answer thrown away under a
+``lost_answer`` fault). Auth finds the caller's account: the first presented key (Bearer, then
+``X-API-Key``) that is an account's key decides it; none is 401. The run routes act for that account
+alone (see ``store``). Control routes under /_sandbox (``GET``/``DELETE /_sandbox/requests``, ``PUT
+/_sandbox/pace``) need the key of any account, skip the log and faults, and act on the sandbox as a
+whole. There is no ``/health`` and no ``POST /_sandbox/faults``: nothing used them; arm faults with
 ``SandboxState.inject``. Any other path answers the 404 error envelope.
 
 Routing runs on the raw, still percent-encoded path, and each path parameter is
@@ -21,7 +20,8 @@ Undocumented choices (the sandbox's guesses; see also ``agent`` and ``store``):
 - ``LIGHT_GET_INCLUDES_EVENTS``: ``GET .../runs/{id}`` answers the envelope
   without ``events``; start, continue, cancel and ``/events`` include them.
 - The list holds bare run objects (no events), newest first; ``limit`` is
-  ``DEFAULT_LIST_LIMIT`` by default and must lie in 1..``MAX_LIST_LIMIT``.
+  ``DEFAULT_LIST_LIMIT`` by default and must lie in 1..``MAX_LIST_LIMIT``
+  (``limit-max-50``: 1..``VARIANT_MAX_LIST_LIMIT``; see ``variants``).
 
 Sandbox-only convention: a body over ``MAX_BODY_BYTES`` (1 MiB) is logged as
 ``None`` and answered 413 (after auth).
@@ -43,9 +43,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .agent import TurnInput, parse_turn
 from .errors import ApiError, error_body, validation_error
-from .faults import play_fault
+from .faults import Fault, lose_answer, play_fault
 from .runs import AGENT_RUNTIME_ID, StoredRun
 from .store import RecordedRequest, SandboxState
+from .variants import LIMIT_MAX_50
 
 MAX_BODY_BYTES = 1024 * 1024
 SYNC_START_STATUS = 201
@@ -54,6 +55,7 @@ ASYNC_STATUS = 202
 LIGHT_GET_INCLUDES_EVENTS = False
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+VARIANT_MAX_LIST_LIMIT = 50
 ACCOUNT_SCOPE_KEY = "acp_mcp.sandbox.account"
 SERVERS_PATH = "/v1/servers"
 RUNS_PATH = SERVERS_PATH + "/{server_id}/runtime/agent/runs"
@@ -91,14 +93,15 @@ async def _json_body(request: Request) -> Any:
         raise validation_error("body", "must be a JSON object") from None
 
 
-def _limit(request: Request) -> int:
+def _limit(request: Request, state: SandboxState) -> int:
     """Return the list limit query parameter; raise 400 if out of range."""
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIST_LIMIT
     value = int(raw) if raw.strip().isdigit() else 0
-    if not 1 <= value <= MAX_LIST_LIMIT:
-        raise validation_error("limit", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
+    most = VARIANT_MAX_LIST_LIMIT if LIMIT_MAX_50 in state.variants else MAX_LIST_LIMIT
+    if not 1 <= value <= most:
+        raise validation_error("limit", f"must be an integer from 1 to {most}")
     return value
 
 
@@ -124,7 +127,7 @@ class _RunRoutes:
     async def list_(self, request: Request) -> Response:
         """GET runs: list the newest runs of a server."""
         server_id = _param(request, "server_id")
-        listed = self.state.list_runs(server_id, _limit(request), account=_account(request))
+        listed = self.state.list_runs(server_id, _limit(request, self.state), account=_account(request))
         runs = [run.to_dict() for run in listed]
         return _json(
             {
@@ -138,8 +141,14 @@ class _RunRoutes:
 
     async def servers(self, request: Request) -> Response:
         """GET servers: the servers (resources) the key can see."""
-        servers = self.state.list_servers(_limit(request), account=_account(request))
+        servers = self.state.list_servers(_limit(request, self.state), account=_account(request))
         return _json({"object": "list", "data": servers, "servers": servers})
+
+    async def bindings(self, request: Request) -> Response:
+        """GET servers/{id}/bindings: what is bound to a server."""
+        server_id = _param(request, "server_id")
+        bindings = self.state.bindings(server_id, account=_account(request))
+        return _json({"serverId": server_id, "bindings": bindings})
 
     async def get(self, request: Request) -> Response:
         """GET runs/{id}: the light status poll."""
@@ -202,6 +211,7 @@ def _routes(state: SandboxState) -> list[Route]:
     runs, control = _RunRoutes(state), _ControlRoutes(state)
     return [
         Route(SERVERS_PATH, runs.servers, methods=["GET"]),
+        Route(SERVERS_PATH + "/{server_id}/bindings", runs.bindings, methods=["GET"]),
         Route(RUNS_PATH, runs.start, methods=["POST"]),
         Route(RUNS_PATH, runs.list_, methods=["GET"]),
         Route(RUN_PATH, runs.get, methods=["GET"]),
@@ -318,7 +328,8 @@ class SandboxApp:
             return
         body, too_big = await _read_body(receive)
         receive = _replay(body, receive)
-        if area == "api" and await self._logged_fault(scope, path, body, receive, send):
+        fault = self._logged_fault(scope, path, body) if area == "api" else None
+        if fault is not None and await play_fault(fault, self.state.clock, scope, receive, send):
             return
         accounts = (self.state.account_of(k) for k in _presented_keys(_headers(scope)))
         account = next((a for a in accounts if a is not None), None)
@@ -329,15 +340,17 @@ class SandboxApp:
             response = _error(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
         else:
             response = self.routes
+        if fault is not None and fault.kind == "lost_answer":
+            await lose_answer(response, {**scope, ACCOUNT_SCOPE_KEY: account}, receive)
+            return
         await response({**scope, ACCOUNT_SCOPE_KEY: account}, receive, send)
 
-    async def _logged_fault(self, scope: Scope, path: str, body: bytes, receive: Receive, send: Send) -> bool:
-        """Log a /v1 request, then play a matching fault; True if it answered."""
+    def _logged_fault(self, scope: Scope, path: str, body: bytes) -> Fault | None:
+        """Log a /v1 request; return the armed fault it meets, if any."""
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         method = str(scope["method"])
         self.state.record(RecordedRequest(method, path, query, _headers(scope), _logged_body(body)))
-        fault = self.state.take_fault(method, path)
-        return fault is not None and await play_fault(fault, self.state.clock, scope, receive, send)
+        return self.state.take_fault(method, path)
 
 
 def create_app(state: SandboxState) -> SandboxApp:

@@ -5,7 +5,10 @@ requests and match ``path_contains`` against the raw path; a ``str`` fault body
 is sent as text/plain unless the fault's headers say otherwise; a ``slow`` fault
 sleeps on the sandbox's clock, then lets the request go on.
 
-The ``close`` and ``truncated`` faults need the connection's transport, which
+A ``lost_answer`` fault lets the request be handled (a start creates its run), then hangs up instead of
+answering: an answer lost after the request went out.
+
+The ``close``, ``truncated`` and ``lost_answer`` faults need the connection's transport, which
 the sandbox runner puts in the scope under ``TRANSPORT_SCOPE_KEY``. Under
 another ASGI server ``close`` raises instead, which makes that server answer
 500 (or drop the connection if it already started the response).
@@ -19,12 +22,12 @@ from http import HTTPStatus
 from typing import Any, Literal, get_args
 
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..clock import Clock
 from .errors import error_body
 
-FaultKind = Literal["status", "html", "empty", "non_json", "truncated", "close", "slow", "redirect"]
+FaultKind = Literal["status", "html", "empty", "non_json", "truncated", "close", "slow", "redirect", "lost_answer"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 TRANSPORT_SCOPE_KEY = "acp_mcp.sandbox.transport"
 TRUNCATED_BODY = b'{"serverId":"sandbox","agentRuntimeId":"art_sandbox","run":{"id":"run_0'
@@ -94,9 +97,11 @@ class ArmedFaults:
 
 
 async def play_fault(fault: Fault, clock: Clock, scope: Scope, receive: Receive, send: Send) -> bool:
-    """Play a fault; return False when the request should go on normally."""
+    """Play a fault; return False when the request should go on normally (``lost_answer``: see `lose_answer`)."""
     if fault.kind == "slow":
         await clock.sleep(fault.delay)
+        return False
+    if fault.kind == "lost_answer":
         return False
     if fault.kind == "close":
         await _hang_up(scope, receive)
@@ -105,6 +110,16 @@ async def play_fault(fault: Fault, clock: Clock, scope: Scope, receive: Receive,
     else:
         await _fault_response(fault)(scope, receive, send)
     return True
+
+
+async def lose_answer(app: ASGIApp, scope: Scope, receive: Receive) -> None:
+    """Let `app` handle the request with its answer thrown away, then hang up."""
+
+    async def thrown_away(message: Message) -> None:
+        """Drop the answer."""
+
+    await app(scope, receive, thrown_away)
+    await _hang_up(scope, receive)
 
 
 async def _hang_up(scope: Scope, receive: Receive) -> None:

@@ -196,14 +196,17 @@ def serve_in_thread(state: SandboxState, host: str = "127.0.0.1", port: int = 0)
     return running
 
 
-def run_standalone(host: str, port: int, pace: float, api_keys: Sequence[str] = ()) -> None:
-    """Serve the sandbox until SIGINT/SIGTERM, announcing its URL and each key on stdout.
+def run_standalone(
+    host: str, port: int, pace: float, api_keys: Sequence[str] = (), variants: frozenset[str] = frozenset()
+) -> None:
+    """Serve the sandbox, playing `variants` (see ``variants``), until SIGINT/SIGTERM, announcing its URL and
+    each key on stdout.
 
     Each key is one account; without keys, one account keyed by ``$ACP_SANDBOX_KEY`` or a generated key.
     Raise ValueError (before serving) if a key is empty or given twice.
     """
     keys = list(api_keys) or [os.environ.get(KEY_ENV) or f"sandbox-{secrets.token_urlsafe(18)}"]
-    state = SandboxState(pace=pace, api_keys=keys)
+    state = SandboxState(pace=pace, api_keys=keys, variants=variants)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,8 +1,8 @@
 """A stored run and its JSON: the run object, the thread object and the response envelope.
 
-Undocumented choice (the sandbox's guess): ``thread_status``: the thread is
-``"active"`` while the run is queued or running and ``"idle"`` otherwise;
-``thread.title`` is the run title.
+``thread_status`` uses the documented thread statuses (``active``, ``running``, ``completed``,
+``failed``, ``cancelled``): a queued run's thread is ``active``, any other's has the run's status.
+Undocumented choice (the sandbox's guess): that mapping itself, and ``thread.title`` is the run title.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .agent import TERMINAL, Beat, EventSpec, Mode, RunStatus, Turn
+from .agent import TERMINAL, Beat, EventSpec, Mode, RunStatus, Turn, TurnInput
 from .errors import JsonObject
 
 AGENT_RUNTIME_ID = "art_sandbox"
@@ -24,8 +24,8 @@ def iso_utc(seconds: float) -> str:
 
 
 def thread_status(status: str) -> str:
-    """Map a run status to the sandbox's thread status."""
-    return "idle" if status in TERMINAL else "active"
+    """Map a run status to a documented thread status."""
+    return "active" if status == "queued" else status
 
 
 @dataclass
@@ -51,6 +51,8 @@ class StoredRun:
     completed_at: str | None = None
     events: list[JsonObject] = field(default_factory=list)
     turn: Turn | None = field(default=None, repr=False)
+    queued: list[TurnInput] = field(default_factory=list, repr=False)
+    """Inputs waiting for the current turn to end (only with the ``busy-input-queues`` variant)."""
 
     def to_dict(self) -> JsonObject:
         """Return the run object of the API."""
@@ -77,16 +79,14 @@ class StoredRun:
         """Return the thread object of the API."""
         return {"id": self.thread_id, "title": self.title, "status": thread_status(self.status)}
 
-    def envelope(self, events: bool) -> JsonObject:
-        """Return the response envelope of the run, with its events or without."""
-        body: JsonObject = {
-            "serverId": self.server_id,
-            "agentRuntimeId": AGENT_RUNTIME_ID,
-            "run": self.to_dict(),
-            "thread": self.thread_dict(),
-        }
+    def envelope(self, events: bool, *, flat: bool = False, event_ids: bool = True) -> JsonObject:
+        """Return the response envelope of the run, with its events or without; `flat`: the run's fields at the
+        top with ``agentRuntimeId``, ``thread`` and ``events`` beside them; no `event_ids`: events without ``id``."""
+        head: JsonObject = {"serverId": self.server_id, "agentRuntimeId": AGENT_RUNTIME_ID}
+        body: JsonObject = {**head, **self.to_dict()} if flat else {**head, "run": self.to_dict()}
+        body["thread"] = self.thread_dict()
         if events:
-            body["events"] = list(self.events)
+            body["events"] = [e if event_ids else {k: v for k, v in e.items() if k != "id"} for e in self.events]
         return body
 
     def apply(self, beat: Beat, at: str, event_ids: Iterator[int]) -> None:
