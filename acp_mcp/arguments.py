@@ -35,8 +35,9 @@ def wait_seconds(given: float | None, default: float) -> float:
     return max(0.0, min(float(value), MAX_WAIT_SECONDS))
 
 
-def run_body(**fields: Any) -> dict[str, Any]:
-    """The JSON body of a start or an input from the fields given; ``mode`` defaults to ``async``."""
+def run_body(*, reserved: int = 0, **fields: Any) -> dict[str, Any]:
+    """The JSON body of a start or an input from the fields given; ``mode`` defaults to ``async``. `reserved`
+    characters of the ``metadata`` limit are kept for what the server adds (a start's marker)."""
     body = {name: value for name, value in fields.items() if value is not None}
     if "content" not in body and "prompt" not in body:
         raise InvalidArgumentError("content", "text_missing")
@@ -45,8 +46,9 @@ def run_body(**fields: Any) -> dict[str, Any]:
             size = len(json.dumps(body["metadata"], separators=(",", ":"), allow_nan=False))
         except ValueError:
             raise InvalidArgumentError("metadata", "metadata_not_json") from None
-        if size > MAX_METADATA_CHARS:
-            raise InvalidArgumentError("metadata", "metadata_too_large", size=size, limit=MAX_METADATA_CHARS)
+        if size > MAX_METADATA_CHARS - reserved:
+            limit = MAX_METADATA_CHARS - reserved
+            raise InvalidArgumentError("metadata", "metadata_too_large", size=size, limit=limit)
     body.setdefault("mode", "async")
     return body
 

@@ -17,11 +17,11 @@ from pydantic import SecretStr
 
 from . import __version__
 from .config import DEFAULT_BASE_URL, ConfigError, LogFormat, Settings, parse_bool, settings_fields
-from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE
+from .limits import DEFAULT_HOST, DEFAULT_SANDBOX_PACE, DEFAULT_SANDBOX_PORT, DEMO_PACE, EXIT_SECONDS
 from .log_storms import LogStormFilter
 from .logs import formatter
 from .redaction import RedactingFilter, Redactor
-from .shutdown import run_until_signalled
+from .shutdown import exit_by, run_until_signalled
 
 if TYPE_CHECKING:
     from .otel_setup import Exporting
@@ -139,6 +139,8 @@ def serve(settings: Settings, *, sandbox: bool, pace: float) -> int:
             anyio.run(run_until_signalled, lambda: serve_stdio(application.server))
     finally:
         if exporting is not None:
+            if settings.transport == "streamable-http":
+                exit_by(EXIT_SECONDS)  # an unreachable collector cannot hold a drained replica
             exporting.shutdown()
         if running is not None:
             running.close()

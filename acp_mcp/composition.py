@@ -29,7 +29,7 @@ from .redaction import Redactor
 from .run_view import run_view_extension
 from .server import ACPServer
 from .tasks import RunTasks
-from .telemetry import Telemetry
+from .telemetry import ACTIVE_WAITS, Telemetry
 from .tools import TOOLS
 from .waiting import PollPolicy
 from .watching import RunWatcher
@@ -43,6 +43,8 @@ class Application:
     state: ProcessState
     stop_waits: anyio.Event
     """Set by the HTTP server when it drains: every wait in flight ends at its next poll."""
+    leaving: anyio.Event
+    """Set by the HTTP server at SIGTERM, when it turns not ready (the drain follows its delay)."""
     verifier: JWTVerifier | None = None
     """Checks callers' OAuth access tokens (streamable HTTP with ``ACP_MCP_OAUTH_ISSUER``)."""
     store: KeyStore | None = None
@@ -76,8 +78,12 @@ def compose(
         links = ConnectLinks(signer, connect_base(settings.public_url))
     watcher = RunWatcher(policy, settings.request_timeout, clock)
     telemetry.gauge("acp_mcp.watched_runs", "{run}", "Runs polled for subscribers now.", lambda: len(watcher.watched))
+    leaving, waits = anyio.Event(), WaitSlots(settings.max_waits)
     telemetry.gauge(
-        "acp_mcp.draining", "", "1 while the server drains after SIGTERM, else 0.", lambda: int(stop_waits.is_set())
+        ACTIVE_WAITS, "{wait}", "Tool calls waiting on runs now (ACP_MCP_MAX_WAITS bounds them).", lambda: waits.open
+    )
+    telemetry.gauge(
+        "acp_mcp.draining", "", "1 from SIGTERM until the process exits, else 0.", lambda: int(leaving.is_set())
     )
     state = ProcessState(
         settings=settings,
@@ -95,7 +101,7 @@ def compose(
             telemetry=telemetry,
         ),
         watcher=watcher,
-        waits=WaitSlots(settings.max_waits),
+        waits=waits,
         telemetry=telemetry,
         agent_servers=AgentServers(clock),
     )
@@ -113,4 +119,4 @@ def compose(
         bus=InMemorySubscriptionBus(),
         verifier=verifier,
     )
-    return Application(server, state, stop_waits, verifier, store, links, signer)
+    return Application(server, state, stop_waits, leaving, verifier, store, links, signer)

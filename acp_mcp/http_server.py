@@ -16,6 +16,7 @@ import json
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -327,7 +328,7 @@ def _web_server(app: FrontDoor, settings: Settings) -> _Uvicorn:
             write_timeout=settings.write_timeout,
             max_connections=settings.max_connections or connection_cap(),
         ),
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        h11_max_incomplete_event_size=2 * MAX_HEADER_BYTES,  # the raw head, while arriving: `FrontDoor` decides
         log_config=None,
     )
     logger.warning(
@@ -381,16 +382,18 @@ async def serve_http(application: Application, *, metrics: Callable[[], bytes] |
                     stopped.set()
 
             leaving = anyio.CancelScope()
+            deadlines: list[threading.Timer] = []
 
             def stop() -> None:
                 if not stopped.is_set():
-                    exit_by(EXIT_SECONDS)
+                    deadlines.append(exit_by(EXIT_SECONDS))
                 leaving.cancel()
                 app.cancel_all()
                 stopped.set()
 
             async def drain(delay: float) -> None:
                 app.leaving = True
+                application.leaving.set()
                 with leaving:
                     if delay > 0:
                         logger.warning("not ready: serving on for %gs, then draining", delay)
@@ -418,3 +421,5 @@ async def serve_http(application: Application, *, metrics: Callable[[], bytes] |
         await application.verifier.aclose()
     if application.store is not None:
         await application.store.aclose()
+    for deadline in deadlines:  # closed in time: what the caller does next has its own bound
+        deadline.cancel()

@@ -11,6 +11,7 @@ With ``ACP_MCP_TRACE_CONTENT=true`` a tool call's arguments and result, redacted
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -24,18 +25,54 @@ from .redaction import Redactor
 from .telemetry import Telemetry
 from .text import clip
 
+OTHER = "_OTHER"
+"""The label of a method or tool name the server does not know (OpenTelemetry's usual word for it)."""
+CLIENT_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "subscriptions/listen",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+        "tasks/cancel",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+    }
+)
+"""The methods a client may send a server (both protocol eras): the only method labels."""
+
 
 class OperationMetrics:
     """Records every inbound MCP message's duration; with `Telemetry.content`, a tool call's content on its span."""
 
-    def __init__(self, telemetry: Telemetry, redact: Redactor) -> None:
+    def __init__(self, telemetry: Telemetry, redact: Redactor, *, tools: Collection[str]) -> None:
         self._telemetry = telemetry
         self._redact = redact
+        self._tools = frozenset(tools)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        attributes: dict[str, str] = {"mcp.method.name": ctx.method}
+        # Labels are what the server knows, never what a caller typed: anything else is "_OTHER", so a key
+        # sent as a tool or method name never reaches /metrics, and the series stay few.
+        attributes: dict[str, str] = {"mcp.method.name": ctx.method if ctx.method in CLIENT_METHODS else OTHER}
         name = ctx.params.get("name") if ctx.params else None
-        tool = name if ctx.method == "tools/call" and isinstance(name, str) else None
+        tool = (
+            (name if name in self._tools else OTHER) if ctx.method == "tools/call" and isinstance(name, str) else None
+        )
         if tool is not None:
             attributes["gen_ai.tool.name"] = tool
             if self._telemetry.content:

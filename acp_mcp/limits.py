@@ -122,6 +122,8 @@ COMPLETION_LOOKUP = 100
 """How many servers or runs one completion lookup asks the API for (the sandbox's largest page)."""
 BINDINGS_TTL_SECONDS = 60.0
 """A server's bindings (whether it can run agents) are remembered this long for completions: they change rarely."""
+BINDINGS_AT_ONCE = 8
+"""Bindings one completion asks for at once, so a key that sees many servers leaves the API pool to the calls."""
 FALLBACK_LIST_LIMIT = 50
 """A list refused for its ``limit`` is asked again with this one (the agents list's documented default; the run
 and server lists document no bounds), then with none."""
@@ -204,7 +206,7 @@ MIN_CONNECTIONS = 64
 MAX_HEADERS = 100
 """Most header lines a request may carry (a browser sends about 20); more is answered 431."""
 MAX_HEADER_BYTES = 16_384
-"""Most bytes of header names and values (h11's own bound on headers still arriving); more is answered 431."""
+"""Most bytes of header names and values; more is answered 431 (h11 refuses a raw head twice this still arriving)."""
 LOG_WINDOW_SECONDS = 60.0
 """A warning or error that repeats is logged once in this long per cause, then with how many were held back."""
 LOG_CAUSES = 1_000

@@ -23,7 +23,7 @@ import anyio
 from .client import ACPClient
 from .clock import Clock
 from .errors import ACPError, InvalidRequestError
-from .limits import BINDINGS_TTL_SECONDS, FALLBACK_LIST_LIMIT
+from .limits import BINDINGS_AT_ONCE, BINDINGS_TTL_SECONDS, FALLBACK_LIST_LIMIT
 from .models import RunList, Server, ServerList
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,12 @@ class AgentServers:
             if server.id and server.kind != AGENT_RUNTIME_KIND and server.kind not in UNBOUNDABLE_KINDS
         } - known.keys()
 
+        limiter = anyio.CapacityLimiter(BINDINGS_AT_ONCE)
+
         async def look_up(server_id: str) -> None:
             try:
-                bindings = await client.list_bindings(server_id, deadline=deadline)
+                async with limiter:
+                    bindings = await client.list_bindings(server_id, deadline=deadline)
             except ACPError as exc:
                 logger.info("the bindings of server %s could not be read: %s", server_id, type(exc).__name__)
                 return

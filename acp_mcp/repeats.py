@@ -27,6 +27,8 @@ from .models import Run
 
 START_MARKER = "acpMcpStart"
 """The ``metadata`` field every start carries: a random marker that finds its run again."""
+START_MARKER_CHARS = len(f',"{START_MARKER}":""') + 32
+"""What the marker adds to a start's metadata as compact JSON (kept free under the metadata limit)."""
 
 
 def mark_start(body: dict[str, Any]) -> tuple[dict[str, Any], str]:

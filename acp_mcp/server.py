@@ -121,7 +121,7 @@ class ACPServer(MCPServer):
             extensions=list(extensions),
             token_verifier=verifier,
             auth=auth,
-            middleware=[OperationMetrics(state.telemetry, state.redact)],
+            middleware=[OperationMetrics(state.telemetry, state.redact, tools=[spec.name for spec in tools])],
         )
         self.state = state
         self.refused_tools = frozenset(spec.name for spec in refused)

@@ -102,9 +102,6 @@ class Telemetry:
             description="Duration of the MCP requests and notifications this server handled.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.active_waits = 0
-        """Tool calls waiting for a run to finish now (`waiting`)."""
-        self.gauge(ACTIVE_WAITS, "{wait}", "Tool calls waiting for a run to finish now.", lambda: self.active_waits)
 
     def gauge(self, name: str, unit: str, description: str, read: Callable[[], float]) -> None:
         """A gauge read by `read` whenever the metrics are collected."""
@@ -160,14 +157,10 @@ class Telemetry:
 
     @contextmanager
     def waiting(self, server_id: str, run_id: str) -> Iterator[Span]:
-        """The ``acp.wait`` span of a tool call waiting for a run, counted in `ACTIVE_WAITS` while it lasts."""
+        """The ``acp.wait`` span of a tool call waiting for a run."""
         ids = _id_attributes({"server_id": server_id, "run_id": run_id})
-        self.active_waits += 1
-        try:
-            with self.tracer.start_as_current_span("acp.wait", attributes=ids) as span:
-                yield span
-        finally:
-            self.active_waits -= 1
+        with self.tracer.start_as_current_span("acp.wait", attributes=ids) as span:
+            yield span
 
     def poll(self, server_id: str, run_id: str) -> AbstractContextManager[Span]:
         """The ``acp.poll`` span of one poll of a wait."""

@@ -30,6 +30,7 @@ from .limits import (
     MAX_WAIT_SECONDS,
 )
 from .process_state import ProcessState
+from .repeats import START_MARKER_CHARS
 from .results import (
     RunListResult,
     RunResult,
@@ -234,7 +235,9 @@ async def start_agent_run(
     repeating a start whose call was cancelled or timed out returns the run that call started.
     """
     service = _service(ctx)
-    body = arguments.run_body(content=content, prompt=prompt, title=title, mode=mode, metadata=metadata)
+    body = arguments.run_body(
+        content=content, prompt=prompt, title=title, mode=mode, metadata=metadata, reserved=START_MARKER_CHARS
+    )
     call = service.budget(serverId, waitSeconds, max_events=maxEvents, report=_progress(ctx))
     return await _run_call(ctx, call, lambda budget: service.start(budget, body))
 

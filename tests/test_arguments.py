@@ -23,6 +23,7 @@ from acp_mcp.errors import (
 )
 from acp_mcp.limits import MAX_ID_CHARS, MAX_METADATA_CHARS, MAX_WAIT_SECONDS, RETRY_ATTEMPTS
 from acp_mcp.messages import describe
+from acp_mcp.repeats import START_MARKER_CHARS
 from acp_mcp.retries import RetryPolicy, retry_after
 
 BASE = "https://api.example"
@@ -108,6 +109,12 @@ def test_a_body_keeps_the_given_fields_and_defaults_mode_to_async() -> None:
             {"content": "x", "metadata": {"k": "v" * MAX_METADATA_CHARS}},
             "metadata",
             f"metadata is {MAX_METADATA_CHARS + 8:,} characters of JSON; the limit is {MAX_METADATA_CHARS:,}",
+        ),
+        (  # a start: its marker's characters are kept free
+            {"content": "x", "metadata": {"k": "v" * (MAX_METADATA_CHARS - 8)}, "reserved": START_MARKER_CHARS},
+            "metadata",
+            f"metadata is {MAX_METADATA_CHARS:,} characters of JSON; the limit is "
+            f"{MAX_METADATA_CHARS - START_MARKER_CHARS:,}",
         ),
     ],
 )

@@ -16,6 +16,7 @@ import httpx2
 import pytest
 
 from acp_mcp.limits import MAX_HEADER_BYTES, MAX_HEADERS, MAX_METADATA_CHARS, MAX_REQUEST_BYTES, MAX_TEXT_CHARS
+from acp_mcp.repeats import START_MARKER_CHARS
 from acp_mcp.sandbox import RunningSandbox
 
 from ._http import CALLER_TOKEN, INITIALIZE, MCP_HEADERS, get
@@ -144,7 +145,7 @@ async def test_a_body_over_one_mib_is_413_unread_and_the_largest_valid_call_fits
     largest = {
         "serverId": SERVER_ID,
         "content": "ä" * MAX_TEXT_CHARS,
-        "metadata": {"note": "m" * (MAX_METADATA_CHARS - 20)},
+        "metadata": {"note": "m" * (MAX_METADATA_CHARS - START_MARKER_CHARS - 11)},
         "waitSeconds": 0,
     }
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "start_agent_run"}}

@@ -36,7 +36,7 @@ from acp_mcp.uris import run_uri
 from ._http import CALLER_TOKEN, get
 from ._tasks import Wire
 from ._tooling import free_port, heavy_lane, http_server, readme_block
-from .conftest import FAST_POLLS, SERVER_ID, hanging_run, sandbox_env, text_of, until
+from .conftest import API_KEY, FAST_POLLS, SERVER_ID, hanging_run, sandbox_env, text_of, until
 
 pytestmark = pytest.mark.anyio
 
@@ -136,7 +136,8 @@ async def test_the_gauges_count_waits_in_flight_watched_runs_and_say_when_the_se
         assert _gauge(reader, "acp_mcp.watched_runs") == 0
         async with client.listen(resource_subscriptions=[run_uri(SERVER_ID, run_id)]):
             assert _gauge(reader, "acp_mcp.watched_runs") == 1
-        application.stop_waits.set()  # what a drain does: the wait ends at its next poll
+        application.leaving.set()  # what a SIGTERM does, then the drain: the wait ends at its next poll
+        application.stop_waits.set()
         await until(lambda: _gauge(reader, "acp_mcp.waits.active") == 0)
         assert _gauge(reader, "acp_mcp.draining") == 1
 
@@ -225,3 +226,14 @@ async def test_prometheus_scrapes_a_replica_with_the_readme_s_scrape_config(
 def _readme_scrape_config() -> str:
     """The Prometheus configuration the README's Operating section gives."""
     return readme_block("Operating", "yaml")
+
+
+async def test_a_tool_name_the_server_does_not_know_is_labelled_other_never_as_sent(settings: Settings) -> None:
+    reader = InMemoryMetricReader()
+    async with Client(compose(settings, policy=FAST_POLLS, telemetry=_metered(reader)).server) as client:
+        result = await client.call_tool("tb_" + API_KEY, {})  # a key pasted as a tool name
+
+    tools = {labels.get("gen_ai.tool.name") for labels, _ in _points(reader)["mcp.server.operation.duration"]}
+    assert result.is_error
+    assert tools == {None, "_OTHER"}
+    assert API_KEY not in json.dumps([labels for points in _points(reader).values() for labels, _ in points])
