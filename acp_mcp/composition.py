@@ -42,7 +42,7 @@ class Application:
     server: ACPServer
     state: ProcessState
     stop_waits: anyio.Event
-    """Set by the HTTP server when it drains: every wait in flight ends at its next poll."""
+    """Set by the HTTP server when it drains: new requests are refused, every wait in flight ends at its next poll."""
     leaving: anyio.Event
     """Set by the HTTP server at SIGTERM, when it turns not ready (the drain follows its delay)."""
     verifier: JWTVerifier | None = None

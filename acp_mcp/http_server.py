@@ -86,10 +86,10 @@ class FrontDoor:
     """The outermost ASGI layer: health endpoints, refusal while draining, and every request in flight.
 
     ``GET /healthz`` answers 200 while the process is up; ``GET /readyz`` 200 while serving, 503 before
-    start-up completes and from the moment a drain is announced (`leaving`); ``GET /metrics``, with `metrics`
+    start-up completes and from the moment `leaving` is set (SIGTERM); ``GET /metrics``, with `metrics`
     (``ACP_MCP_METRICS``), the metrics in Prometheus text. All are cheap, never touch the API, and sit before the
-    caller token and the Host checks, for load balancers, orchestrators and scrapers. Once `draining`, every
-    other request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer sends it elsewhere.
+    caller token and the Host checks, for load balancers, orchestrators and scrapers. Once `draining` is set,
+    every other request gets 503 with ``Retry-After`` and ``Connection: close``, so a balancer sends it elsewhere.
 
     Each request runs in its own cancel scope; a GET (a stream of server messages) ends after `stream_seconds`
     (its client reconnects), so an open stream cannot hold a session forever. `end_streams` ends the GET
@@ -98,15 +98,21 @@ class FrontDoor:
     """
 
     def __init__(
-        self, app: ASGIApp, metrics: Callable[[], bytes] | None = None, *, stream_seconds: float = MAX_STREAM_SECONDS
+        self,
+        app: ASGIApp,
+        metrics: Callable[[], bytes] | None = None,
+        *,
+        leaving: anyio.Event,
+        draining: anyio.Event,
+        stream_seconds: float = MAX_STREAM_SECONDS,
     ) -> None:
         self._app = app
         self._metrics = metrics
+        self._leaving = leaving
+        self._draining = draining
         self._stream_seconds = stream_seconds
         self._scopes: dict[anyio.CancelScope, bool] = {}  # each request's scope -> whether it is a GET stream
         self.ready = False
-        self.leaving = False
-        self.draining = False
         self.idle = anyio.Event()
         self.idle.set()
 
@@ -125,7 +131,7 @@ class FrontDoor:
         if scope["method"] == "GET" and scope["path"] == METRICS_PATH and self._metrics is not None:
             await _answer(send, 200, self._metrics(), content_type=PROMETHEUS_TEXT)
             return
-        if self.draining:
+        if self._draining.is_set():
             await _answer(send, 503, b"draining: send the request again", [(b"retry-after", b"1")], close=True)
             return
         headers = scope["headers"]
@@ -164,10 +170,10 @@ class FrontDoor:
     async def _health(self, path: str, send: Send) -> None:
         if path == "/healthz":
             await _answer(send, 200, b'{"status": "up"}', json=True)
-        elif self.ready and not self.leaving:
+        elif self.ready and not self._leaving.is_set():
             await _answer(send, 200, b'{"status": "ready"}', json=True)
         else:
-            status = b'{"status": "draining"}' if self.leaving else b'{"status": "starting"}'
+            status = b'{"status": "draining"}' if self._leaving.is_set() else b'{"status": "starting"}'
             await _answer(send, 503, status, json=True)
 
     def end_streams(self) -> None:
@@ -262,7 +268,13 @@ def http_app(application: Application, metrics: Callable[[], bytes] | None = Non
     app = host_check(app, settings)
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
-    return FrontDoor(app, metrics, stream_seconds=min(MAX_STREAM_SECONDS, settings.session_idle_seconds))
+    return FrontDoor(
+        app,
+        metrics,
+        leaving=application.leaving,
+        draining=application.stop_waits,
+        stream_seconds=min(MAX_STREAM_SECONDS, settings.session_idle_seconds),
+    )
 
 
 def _connect_page(application: Application) -> ConnectPage | None:
@@ -392,7 +404,6 @@ async def serve_http(application: Application, *, metrics: Callable[[], bytes] |
                 stopped.set()
 
             async def drain(delay: float) -> None:
-                app.leaving = True
                 application.leaving.set()
                 with leaving:
                     if delay > 0:
@@ -401,7 +412,6 @@ async def serve_http(application: Application, *, metrics: Callable[[], bytes] |
                     logger.warning(
                         "draining: %d request(s) in flight, at most %gs", app.in_flight, settings.drain_seconds
                     )
-                    app.draining = True
                     application.stop_waits.set()
                     app.end_streams()
                     with anyio.move_on_after(settings.drain_seconds):

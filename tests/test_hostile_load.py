@@ -3,7 +3,6 @@ the README's security model, measured against a real server process."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
 import signal
@@ -29,7 +28,7 @@ from acp_mcp.uris import run_uri
 from ._http import CALLER_TOKEN, INITIALIZE, MCP_HEADERS, bearer, get
 from ._tooling import http_server
 from .conftest import FAST_POLLS, SERVER_ID, api_requests, error_text, hanging_run, sandbox_env, text_of, until
-from .test_slow_clients import PARTIAL_HEADERS, STALLED_BODY, all_closed_by
+from .test_slow_clients import PARTIAL_HEADERS, STALLED_BODY, all_closed_by, read_to_close
 
 pytestmark = [pytest.mark.external, pytest.mark.anyio]
 
@@ -250,13 +249,9 @@ async def unread_round(request: bytes, port: int, pid: int) -> UnreadRound:
 
 
 def drained(sock: socket.socket) -> int:
-    """Bytes the server had sent before it dropped the connection (True once it is closed or reset)."""
+    """How many bytes the server sent on `sock` before it dropped the connection (at most 5 s between reads)."""
     sock.settimeout(5)
-    total = 0
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(1 << 20):
-            total += len(chunk)
-    return total
+    return len(read_to_close(sock))
 
 
 async def test_a_call_that_finds_every_api_connection_busy_is_told_busy_not_unreachable(

@@ -98,14 +98,19 @@ async def test_a_request_that_arrived_whole_keeps_its_whole_wait_past_the_read_t
     assert result.structured_content["waitedSeconds"] > float(READ_TIMEOUT)
 
 
+def read_to_close(sock: socket.socket) -> bytes:
+    """Everything the server sends on `sock` before it closes or resets the connection."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def exchange(server: HttpServer, request: bytes) -> bytes:
     """`request` sent whole on a new connection; everything the server answers before it closes the connection."""
     with connections(server, request, 1) as (sock,):
-        chunks = []
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-    return b"".join(chunks)
+        return read_to_close(sock)
 
 
 def health_request(*headers: bytes) -> bytes:
